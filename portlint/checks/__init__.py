@@ -1,0 +1,40 @@
+"""Checks: pure functions from (graph view, target) to raw findings.
+
+Most rules need no check of their own: the generic ``constraint`` check evaluates every
+target constraint naming the rule. The few rules that cannot be written as a limit on one
+field (op support, opsets, control flow, dynamic shapes) have a small bespoke check here.
+Checks never print and never mutate; the engine turns their findings into reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from portlint.findings import RawFinding
+from portlint.graph_view import GraphView
+from portlint.target import Target
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    view: GraphView
+    target: Target
+    rule: str
+
+
+CheckFunction = Callable[[CheckContext], Iterator[RawFinding]]
+CHECKS: dict[str, CheckFunction] = {}
+
+
+def check(name: str) -> Callable[[CheckFunction], CheckFunction]:
+    """Register ``func`` as the check rules name with ``check: <name>``."""
+
+    def register(func: CheckFunction) -> CheckFunction:
+        CHECKS[name] = func
+        return func
+
+    return register
+
+
+from portlint.checks import constraint, ops, shapes  # noqa: E402,F401  (registration)

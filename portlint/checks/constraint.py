@@ -1,0 +1,188 @@
+"""The generic evaluator: apply a target's declared limits to the nodes and tensors they name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from portlint.checks import CheckContext, check
+from portlint.fields import GRAPH_INPUT, NODE, TENSOR, Unknown, get_field
+from portlint.findings import RawFinding
+from portlint.graph_view import GraphView, NodeView, TensorInfo
+from portlint.predicates import PREDICATES, format_options, format_value
+from portlint.target import Condition, Constraint
+
+UNEVALUABLE_RULE = "PL200"
+UNKNOWN_EFFECT = "unknown"
+"""Effect of an unevaluable limit: it neither places the node nor blocks the compile."""
+
+
+def _subjects(constraint: Constraint, view: GraphView) -> Iterator[NodeView | TensorInfo]:
+    if constraint.scope == NODE:
+        yield from (n for n in view.live_nodes() if constraint.applies_to_op(n.op_type))
+    elif constraint.scope == GRAPH_INPUT:
+        yield from view.graph_inputs
+    elif constraint.scope == TENSOR:
+        yield from _live_tensors(view)
+
+
+def _live_tensors(view: GraphView) -> Iterator[TensorInfo]:
+    """Graph inputs and the outputs of nodes that survive folding (what lands on the chip)."""
+    yield from view.graph_inputs
+    for node in view.live_nodes():
+        for name in node.outputs:
+            info = view.tensor(name)
+            if info is not None:
+                yield info
+
+
+def _location(subject: NodeView | TensorInfo, scope: str) -> tuple[str, str, str | None]:
+    if isinstance(subject, NodeView):
+        return subject.name, "node", subject.op_type
+    return subject.name, "graph_input" if scope == GRAPH_INPUT else "tensor", None
+
+
+def _value(field_name: str, subject: NodeView | TensorInfo, view: GraphView) -> Any:
+    field = get_field(field_name)
+    assert field is not None  # validated when the profile was loaded
+    return field.get(subject, view)
+
+
+def _holds(condition: Condition, subject: NodeView | TensorInfo, view: GraphView) -> bool | None:
+    """Whether a when/unless condition holds; None when it does not apply to this subject."""
+    value = _value(condition.field, subject, view)
+    if value is None:
+        return None
+    return PREDICATES[condition.predicate].holds(value, condition.operand)
+
+
+def _row_matches(row: dict[str, list[Any]], values: dict[str, Any]) -> bool:
+    for field_name, allowed in row.items():
+        value = values[field_name]
+        value = tuple(value) if isinstance(value, list) else value
+        options = [
+            tuple(values["kernel_shape"] or ()) if a == "=kernel_shape" else a for a in allowed
+        ]
+        if "any" not in options and value not in options:
+            return False
+    return True
+
+
+def _table_violation(c: Constraint, subject: Any, view: GraphView) -> RawFinding | None:
+    names = list(dict.fromkeys([f for row in c.operand for f in row] + sorted(_referenced(c))))
+    values = {name: _value(name, subject, view) for name in names}
+    if any(v is None for v in values.values()):
+        return None
+    if any(_row_matches(row, values) for row in c.operand):
+        return None
+    actual = ", ".join(
+        f"{get_field(n).label} {format_value(v, get_field(n).spatial)}" for n, v in values.items()
+    )
+    return _finding(
+        c,
+        subject,
+        f"{actual} is not a listed combination",
+        actual,
+        f"one of {len(c.operand)} listed combinations",
+    )
+
+
+def _referenced(c: Constraint) -> set[str]:
+    uses_kernel = any("=kernel_shape" in v for row in c.operand for v in row.values())
+    return {"kernel_shape"} if uses_kernel else set()
+
+
+def _finding(
+    c: Constraint, subject: Any, message: str, actual: str, limit: str, rule: str | None = None
+) -> RawFinding:
+    location, kind, op_type = _location(subject, c.scope)
+    return RawFinding(
+        location,
+        kind,
+        message,
+        op_type,
+        actual,
+        limit,
+        c.source,
+        c.verified,
+        c.effect,
+        rule,
+        c.note,
+    )
+
+
+def _field_violation(c: Constraint, subject: Any, view: GraphView) -> RawFinding | None:
+    value = _value(c.field, subject, view)
+    if value is None:
+        return None
+    predicate = PREDICATES[c.predicate]
+    if predicate.holds(value, c.operand):
+        return None
+    field = get_field(c.field)
+    shown = format_value(value, field.spatial)
+    subject_name = f"{subject.op_type} " if isinstance(subject, NodeView) else ""
+    message = f"{subject_name}{field.label} {shown} {predicate.explain_failure(c.operand)}"
+    limit = predicate.explain_requirement(c.operand)
+    return _finding(c, subject, message, shown, limit)
+
+
+def evaluate(c: Constraint, subject: NodeView | TensorInfo, view: GraphView) -> RawFinding | None:
+    """Apply one constraint to one subject: a violation, an 'unevaluable' finding, or None."""
+    try:
+        for condition, required in ((c.when, True), (c.unless, False)):
+            if condition is not None and _holds(condition, subject, view) is not required:
+                return None
+        if c.predicate == "table":
+            return _table_violation(c, subject, view)
+        return _field_violation(c, subject, view)
+    except Unknown as reason:
+        what = c.field or "the combination table"
+        message = f"could not evaluate {c.rule} ({what}): {reason}"
+        finding = _finding(c, subject, message, "unknown", _describe_limit(c), UNEVALUABLE_RULE)
+        return replace(finding, effect=UNKNOWN_EFFECT)
+
+
+def _describe_limit(c: Constraint) -> str:
+    if c.predicate in PREDICATES:
+        return PREDICATES[c.predicate].explain_requirement(c.operand)
+    return f"one of {len(c.operand)} listed combinations" if c.predicate == "table" else ""
+
+
+def describe(c: Constraint) -> str:
+    """The constraint as one sentence, for docs and `portlint targets show`."""
+    ops = "every op" if c.ops is None else ", ".join(sorted(c.ops))
+    scope = {NODE: ops, GRAPH_INPUT: "graph inputs", TENSOR: "every tensor"}.get(c.scope, c.scope)
+    if c.predicate == "table":
+        rows = "; ".join(
+            " ".join(f"{get_field(k).label} {format_options(v)}" for k, v in row.items())
+            for row in c.operand
+        )
+        text = f"{scope}: combination must be one of: {rows}"
+    elif c.predicate == "static":
+        text = "all tensor shapes must be static"
+    else:
+        field = get_field(c.field)
+        text = f"{scope}: {field.label} {PREDICATES[c.predicate].explain_requirement(c.operand)}"
+    for condition, word in ((c.when, "when"), (c.unless, "unless")):
+        if condition is not None:
+            cond_field = get_field(condition.field)
+            requirement = PREDICATES[condition.predicate].explain_requirement(condition.operand)
+            text += f" ({word} {cond_field.label} {requirement.replace('must be', 'is')})"
+    return text
+
+
+@check("constraint")
+def check_constraints(ctx: CheckContext) -> Iterator[RawFinding]:
+    """Every constraint the target declares for this rule, on every subject it names."""
+    for constraint in ctx.target.constraints_for(ctx.rule):
+        for subject in _subjects(constraint, ctx.view):
+            finding = evaluate(constraint, subject, ctx.view)
+            if finding is not None:
+                yield finding
+
+
+@check("unevaluable")
+def check_unevaluable(ctx: CheckContext) -> Iterator[RawFinding]:
+    """PL200 findings come from the constraint evaluator; this check adds none of its own."""
+    return iter(())

@@ -1,0 +1,156 @@
+"""Op-level checks: is the op (or fused pattern) supported, where does it run, which opset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from portlint.checks import CheckContext, check
+from portlint.findings import GRAPH, NODE, RawFinding
+from portlint.graph_view import NodeView
+from portlint.target import OpSupport, Target
+
+CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def _in_domain(node: NodeView, target: Target) -> bool:
+    domains = {"" if d == "ai.onnx" else d for d in target.domains}
+    return ("" if node.domain == "ai.onnx" else node.domain) in domains
+
+
+def support_for(node: NodeView, target: Target) -> OpSupport | None:
+    """How the target supports this node, judging fused patterns (SiLU...) as one layer."""
+    if node.pattern is not None:
+        pattern = target.patterns.get(node.pattern) or target.ops.get(node.pattern)
+        if pattern is not None:
+            return pattern
+    return target.ops.get(node.op_type)
+
+
+def _judged_nodes(ctx: CheckContext) -> Iterator[NodeView]:
+    """Live nodes in a domain the target accepts (other domains are PL104's business)."""
+    return (n for n in ctx.view.live_nodes() if _in_domain(n, ctx.target))
+
+
+def _unsupported_message(node: NodeView, target: Target) -> str:
+    if node.pattern is not None:
+        return (
+            f"{node.op_type} (part of a {node.pattern} pattern) is not supported by "
+            f"{target.name}, which lists neither {node.op_type} nor {node.pattern}"
+        )
+    return f"{node.op_type} is not supported by {target.name}"
+
+
+@check("unsupported_op")
+def unsupported_op(ctx: CheckContext) -> Iterator[RawFinding]:
+    """Ops the target's op list does not name; the profile says whether that fails or falls back."""
+    target = ctx.target
+    fact = target.unsupported_ops
+    for node in _judged_nodes(ctx):
+        if node.op_type in CONTROL_FLOW_OPS and node.op_type not in target.ops:
+            continue
+        if support_for(node, target) is None:
+            yield RawFinding(
+                node.name,
+                NODE,
+                _unsupported_message(node, target),
+                node.op_type,
+                node.op_type,
+                f"one of the {len(target.ops)} ops {target.name} lists",
+                fact.source,
+                fact.verified,
+                target.unsupported_effect,
+                note=fact.note,
+            )
+
+
+@check("cpu_fallback_op")
+def cpu_fallback_op(ctx: CheckContext) -> Iterator[RawFinding]:
+    """Ops the toolchain accepts but runs on the host CPU, splitting the NPU graph."""
+    for node in _judged_nodes(ctx):
+        support = support_for(node, ctx.target)
+        if support is not None and support.placement == "cpu":
+            yield RawFinding(
+                node.name,
+                NODE,
+                f"{node.op_type} runs on the CPU, not the NPU, on {ctx.target.name}",
+                node.op_type,
+                node.op_type,
+                "an NPU op",
+                support.source,
+                support.verified,
+                "cpu",
+                note=support.note,
+            )
+
+
+@check("opset_range")
+def opset_range(ctx: CheckContext) -> Iterator[RawFinding]:
+    """The default-domain opset against the range the toolchain documents."""
+    target, fact = ctx.target, ctx.target.opset_fact
+    version = ctx.view.opsets.get("", ctx.view.opsets.get("ai.onnx"))
+    if fact is None or version is None:
+        return
+    low, high = target.opset_min, target.opset_max
+    limit = f"opset {low if low is not None else '?'}..{high if high is not None else '?'}"
+    if high is not None and version > high:
+        message = (
+            f"model opset {version} is newer than the highest {target.name} documents ({high})"
+        )
+    elif low is not None and version < low:
+        message = f"model opset {version} is older than the lowest {target.name} documents ({low})"
+    else:
+        return
+    yield RawFinding(
+        "model",
+        GRAPH,
+        message,
+        None,
+        f"opset {version}",
+        limit,
+        fact.source,
+        fact.verified,
+        note=fact.note,
+    )
+
+
+@check("unsupported_domain")
+def unsupported_domain(ctx: CheckContext) -> Iterator[RawFinding]:
+    """Ops from custom domains (com.microsoft, vendor extensions) no NPU toolchain parses."""
+    target = ctx.target
+    fact = target.unsupported_ops
+    for node in ctx.view.live_nodes():
+        if not _in_domain(node, target):
+            yield RawFinding(
+                node.name,
+                NODE,
+                f"{node.qualified_op} is in domain {node.domain!r}, which "
+                f"{target.name} does not accept",
+                node.op_type,
+                node.domain,
+                "domains: " + ", ".join(d or "ai.onnx" for d in target.domains),
+                fact.source,
+                fact.verified,
+                target.unsupported_effect,
+            )
+
+
+@check("control_flow")
+def control_flow(ctx: CheckContext) -> Iterator[RawFinding]:
+    """If/Loop/Scan: data-dependent control flow that NPUs compile only in special cases."""
+    target = ctx.target
+    fact = target.unsupported_ops
+    for node in _judged_nodes(ctx):
+        if node.op_type in CONTROL_FLOW_OPS and node.op_type not in target.ops:
+            yield RawFinding(
+                node.name,
+                NODE,
+                f"{node.op_type} is control flow, which {target.name} does not support",
+                node.op_type,
+                node.op_type,
+                "no control flow",
+                fact.source,
+                fact.verified,
+                target.unsupported_effect,
+                note=fact.note,
+            )

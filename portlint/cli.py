@@ -1,0 +1,230 @@
+"""Command line: parse options, call the library, print, and map outcomes to exit codes.
+
+Exit codes: 0 nothing at or above --fail-on; 1 findings; 2 usage or input error (one line on
+stderr); 3 internal error (a bug: rerun with --debug for the traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from portlint import __version__
+from portlint.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_OK, ConfigError, PortlintError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Will this ONNX model run on that NPU? Checks models against target profiles.",
+)
+targets_app = typer.Typer(
+    add_completion=False, help="List target profiles, or show one.", invoke_without_command=True
+)
+app.add_typer(targets_app, name="targets")
+_state = {"debug": False}
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class FailOn(str, Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(v.strip() for value in values or () for v in value.split(",") if v.strip())
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"portlint {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def check(
+    models: Annotated[list[Path], typer.Argument(help="ONNX model files.", show_default=False)],
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            "-t",
+            help="Target name (see `portlint targets`) or profile YAML path; repeatable.",
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Report format.")
+    ] = OutputFormat.text,
+    select: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only these rules: codes, code prefixes (PL2) or names; comma-separated."
+        ),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(help="Skip these rules: codes, code prefixes or names; comma-separated."),
+    ] = None,
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input-shape",
+            help="Pin an input's dims before shape inference: NAME:1,3,640,640; repeatable.",
+        ),
+    ] = None,
+    fail_on: Annotated[
+        FailOn | None,
+        typer.Option(help="Lowest severity that makes the exit code 1 [default: error]."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Config file (pyproject.toml or portlint.toml); default: the nearest one."
+        ),
+    ] = None,
+) -> None:
+    """Check MODELS against one or more targets and report every violation."""
+    from portlint.api import check_paths, resolve_config
+    from portlint.config import parse_input_shape
+    from portlint.rule import Severity
+
+    cfg = resolve_config(config)
+    shapes = dict(parse_input_shape(s) for s in input_shape or ())
+    cfg = cfg.merged(
+        targets=tuple(target or ()),
+        select=_split(select),
+        ignore=_split(ignore),
+        input_shapes=shapes or None,
+        fail_on=Severity(fail_on.value) if fail_on else None,
+    )
+    reports = check_paths(models, cfg)
+    if output_format is OutputFormat.json:
+        from portlint.report.json_report import render_json
+
+        sys.stdout.write(render_json(reports))
+    else:
+        from portlint.report.text import render_text
+
+        render_text(reports, _console())
+    failing = any(f.severity.rank >= cfg.fail_on.rank for r in reports for f in r.findings)
+    raise typer.Exit(EXIT_FINDINGS if failing else EXIT_OK)
+
+
+@targets_app.callback()
+def targets_list(ctx: typer.Context) -> None:
+    """List the shipped target profiles."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from portlint.target import load_target, shipped_target_names
+
+    console = _console()
+    for name in shipped_target_names():
+        target = load_target(name)
+        status = " (preview)" if target.status == "preview" else ""
+        console.print(f"{name:<16} {target.label}{status}")
+
+
+@targets_app.command("show")
+def targets_show(
+    name: Annotated[str, typer.Argument(help="Target name or profile path.")],
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="text or markdown.")
+    ] = "text",
+) -> None:
+    """Show everything a target profile says, with sources."""
+    from portlint.docs import render_target_markdown
+    from portlint.target import load_target
+
+    if output_format not in ("text", "markdown"):
+        raise ConfigError(f"unknown format {output_format!r} (text or markdown)")
+    text = render_target_markdown(load_target(name))
+    if output_format == "markdown":
+        sys.stdout.write(text)
+    else:
+        from rich.markdown import Markdown
+
+        _console().print(Markdown(text))
+
+
+@app.command()
+def rule(
+    code: Annotated[str, typer.Argument(help="Rule code (PL101) or name (unsupported-op).")],
+) -> None:
+    """Explain one rule: what it checks, why it matters, how to fix it."""
+    from portlint.docs import render_rule_markdown
+    from portlint.rule import load_rules
+
+    sys.stdout.write(render_rule_markdown(load_rules().get(code)))
+
+
+@app.command()
+def rules() -> None:
+    """List every rule with its default severity."""
+    from portlint.rule import load_rules
+
+    console = _console()
+    for item in load_rules():
+        console.print(f"{item.code}  {item.name:<24} {item.severity.value:<8} {item.summary}")
+
+
+def main() -> None:
+    """Run the CLI with portlint's exit-code contract."""
+    try:
+        result = app(standalone_mode=False)
+        sys.exit(result if isinstance(result, int) else EXIT_OK)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except PortlintError as exc:
+        if _state["debug"]:
+            raise
+        print(f"portlint: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if isinstance(exc, typer.Abort):
+            sys.exit(130)
+        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+            # a command-line usage error (typer's click: unknown option, missing argument)
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                print(exc.format_message(), file=sys.stderr)
+                sys.exit(2)
+            message = " ".join(exc.format_message().split())
+            print(f"portlint: error: {message} (see --help)", file=sys.stderr)
+            sys.exit(2)
+        if _state["debug"]:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"portlint: internal error: {type(exc).__name__}: {first} (rerun with --debug "
+            "and report it)",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERNAL_ERROR)

@@ -1,0 +1,167 @@
+"""Run the selected rules for each target over a graph view; pure, no I/O."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+
+from portlint.checks import CHECKS, CheckContext
+from portlint.config import Config
+from portlint.findings import NODE, Finding, RawFinding
+from portlint.graph_view import GraphView
+from portlint.rule import Rule, RuleRegistry, Severity
+from portlint.target import EFFECTS, SEVERITY_EFFECT, Target, effect_severity
+
+RUNS, RUNS_WITH_FALLBACK, DOES_NOT_COMPILE = "runs", "runs with CPU fallback", "does not compile"
+
+
+@dataclass
+class TargetReport:
+    """Findings for one model on one target, and where its nodes end up."""
+
+    target: Target
+    findings: list[Finding]
+    nodes: int
+    npu_nodes: int
+    cpu_nodes: int
+    rejected_nodes: int
+    partitions: int
+
+    @property
+    def verdict(self) -> str:
+        if any(f.blocks_compile for f in self.findings):
+            return DOES_NOT_COMPILE
+        if self.cpu_nodes:
+            return RUNS_WITH_FALLBACK
+        return RUNS
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for f in self.findings if f.severity is severity)
+
+
+@dataclass
+class ModelReport:
+    path: Path
+    ir_version: int
+    opsets: dict[str, int]
+    node_count: int
+    live_nodes: int
+    targets: list[TargetReport]
+    inference_error: str | None = None
+    unmatched_ignores: list[str] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for t in self.targets for f in t.findings]
+
+
+def selected_rules(rules: RuleRegistry, config: Config) -> list[Rule]:
+    """Rules after select/ignore (code prefixes or names); preview rules only when selected."""
+    chosen = (
+        [r for s in config.select for r in rules.matching(s)]
+        if config.select
+        else [r for r in rules if r.status == "stable"]
+    )
+    ignored = {r.code for s in config.ignore for r in rules.matching(s)}
+    return sorted(
+        {r.code: r for r in chosen if r.code not in ignored}.values(), key=lambda r: r.code
+    )
+
+
+def _finish(raw: RawFinding, rule: Rule, target: Target, config: Config) -> Finding:
+    effect = raw.effect or SEVERITY_EFFECT[rule.severity]
+    default = rule.severity if effect not in EFFECTS else effect_severity(effect, rule.severity)
+    severity = config.severity.get(rule.code) or default
+    return Finding(
+        rule.code,
+        rule.name,
+        severity,
+        target.name,
+        raw.location,
+        raw.kind,
+        raw.op_type,
+        raw.message,
+        raw.actual,
+        raw.limit,
+        target.sources.get(raw.source or ""),
+        raw.verified,
+        effect,
+        rule.help,
+        raw.note,
+    )
+
+
+class _IgnoreTracker:
+    """Per-node ignores by glob; remembers which entries matched so stale ones surface."""
+
+    def __init__(self, config: Config, rules: RuleRegistry):
+        self._entries = [
+            (glob, {r.code for s in codes for r in rules.matching(s)})
+            for glob, codes in config.per_node_ignores.items()
+        ]
+        self.used: set[str] = set()
+
+    def ignored(self, finding: Finding) -> bool:
+        for glob, codes in self._entries:
+            if finding.rule in codes and fnmatch.fnmatchcase(finding.location, glob):
+                self.used.add(glob)
+                return True
+        return False
+
+    def unmatched(self) -> list[str]:
+        return [glob for glob, _ in self._entries if glob not in self.used]
+
+
+def _placement(view: GraphView, findings: list[Finding]) -> tuple[int, int, int, int]:
+    rejected = {f.location for f in findings if f.kind == NODE and f.blocks_compile}
+    on_cpu = {f.location for f in findings if f.moves_to_cpu} - rejected
+    live = [n.name for n in view.live_nodes()]
+    npu = [name for name in live if name not in rejected and name not in on_cpu]
+    partitions = nx.number_weakly_connected_components(view.digraph.subgraph(npu)) if npu else 0
+    return len(npu), len(on_cpu), len(rejected), partitions
+
+
+def check_target(
+    view: GraphView,
+    target: Target,
+    rules: list[Rule],
+    config: Config,
+    tracker: _IgnoreTracker | None = None,
+) -> TargetReport:
+    """All findings of ``rules`` on ``target``, after severity overrides and per-node ignores."""
+    by_code = {r.code: r for r in rules}
+    findings: list[Finding] = []
+    for rule in rules:
+        for raw in CHECKS[rule.check](CheckContext(view, target, rule.code)):
+            actual_rule = by_code.get(raw.rule or rule.code)
+            if actual_rule is None:
+                continue  # reported under a rule the user did not select (e.g. PL200)
+            finding = _finish(raw, actual_rule, target, config)
+            if tracker is None or not tracker.ignored(finding):
+                findings.append(finding)
+    order = {n.name: n.index for n in view.nodes}
+    findings.sort(key=lambda f: (-f.severity.rank, order.get(f.location, -1), f.rule))
+    npu, cpu, rejected, partitions = _placement(view, findings)
+    live = sum(1 for _ in view.live_nodes())
+    return TargetReport(target, findings, live, npu, cpu, rejected, partitions)
+
+
+def check_model(
+    view: GraphView, path: Path, targets: list[Target], rules: RuleRegistry, config: Config
+) -> ModelReport:
+    chosen = selected_rules(rules, config)
+    tracker = _IgnoreTracker(config, rules)
+    reports = [check_target(view, t, chosen, config, tracker) for t in targets]
+    return ModelReport(
+        path,
+        view.ir_version,
+        dict(view.opsets),
+        len(view.nodes),
+        sum(1 for _ in view.live_nodes()),
+        reports,
+        view.inference_error,
+        tracker.unmatched(),
+    )

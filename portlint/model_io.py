@@ -1,0 +1,192 @@
+"""Read an ONNX model for checking without ever touching its weight bytes.
+
+Checking needs the graph, the shapes and a few tiny constants (Resize scales, Reshape
+targets); it never needs weights. So external data is not loaded (only its presence and
+location are validated), and large embedded initializers are emptied before shape
+inference, which would otherwise re-serialise every weight byte. That is what keeps
+``check`` fast on big models and lets it run on >2 GB external-data models at all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from portlint.errors import ModelLoadError, suggest
+
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"
+KEEP_CONSTANT_ELEMENTS = 4096
+"""Initializers up to this many elements keep their values (shape constants, scales)."""
+STRIPPED_LOCATION = "__portlint_stripped__"
+
+
+@dataclass
+class LoadedModel:
+    """A shape-inferred model whose large weights were left out on purpose."""
+
+    path: Path
+    model: onnx.ModelProto
+    ir_version: int
+    opsets: dict[str, int]
+    stripped: frozenset[str] = frozenset()
+    pinned_inputs: dict[str, list[int]] = field(default_factory=dict)
+    inference_error: str | None = None
+
+
+def load_for_check(
+    path: str | Path, input_shapes: dict[str, list[int]] | None = None
+) -> LoadedModel:
+    """Load, validate and shape-infer ``path``; raise ``ModelLoadError`` with one clear line."""
+    path = Path(path)
+    model = _read_proto(path)
+    _validate_structure(model, path)
+    _validate_external_data(model, path)
+    stripped = _strip_large_initializers(model)
+    pins = dict(input_shapes or {})
+    if pins:
+        _pin_input_shapes(model, pins, path)
+    model, inference_error = _infer_shapes(model)
+    opsets = {o.domain or "": o.version for o in model.opset_import}
+    return LoadedModel(
+        path, model, model.ir_version, opsets, frozenset(stripped), pins, inference_error
+    )
+
+
+def _read_proto(path: Path) -> onnx.ModelProto:
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelLoadError(f"{path}: is a directory, not an ONNX file")
+    with open(path, "rb") as handle:
+        head = handle.read(len(LFS_POINTER_PREFIX))
+    if head == LFS_POINTER_PREFIX:
+        raise ModelLoadError(
+            f"{path}: is a Git LFS pointer, not the model; run 'git lfs pull' to fetch it"
+        )
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"{path}: file is empty")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeWarning, ValueError, OSError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(
+            f"{path}: not a readable ONNX model (truncated or corrupt protobuf: {detail})"
+        ) from exc
+
+
+def _validate_structure(model: onnx.ModelProto, path: Path) -> None:
+    """Reject files that parsed as protobuf by accident, or graphs that reference nothing."""
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
+        raise ModelLoadError(
+            f"{path}: not an ONNX model (no IR version, graph or opset import; corrupt file?)"
+        )
+    graph = model.graph
+    known = {i.name for i in graph.initializer} | {i.name for i in graph.input} | {""}
+    known.update(name for node in graph.node for name in node.output)
+    for node in graph.node:
+        for name in node.input:
+            if name not in known:
+                node_name = node.name or node.op_type
+                raise ModelLoadError(
+                    f"{path}: malformed graph: input {name!r} of node {node_name!r} "
+                    "is not produced by any node, initializer or graph input"
+                )
+    for output in graph.output:
+        if output.name not in known:
+            raise ModelLoadError(
+                f"{path}: malformed graph: output {output.name!r} is never produced"
+            )
+
+
+def _validate_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """External data must exist, be large enough and stay inside the model's folder."""
+    base = path.resolve().parent
+    for tensor in _external_tensors(model):
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        target = (base / location).resolve()
+        if not location or os.path.isabs(location) or not target.is_relative_to(base):
+            raise ModelLoadError(
+                f"{path}: refusing external data location {location!r} of tensor {tensor.name!r}: "
+                "it points outside the model's folder"
+            )
+        if not target.is_file():
+            raise ModelLoadError(
+                f"{path}: missing external data file {location!r} "
+                f"(needed by tensor {tensor.name!r})"
+            )
+        end = int(info.get("offset", 0) or 0) + int(info.get("length", 0) or 0)
+        if end > target.stat().st_size:
+            raise ModelLoadError(
+                f"{path}: external data file {location!r} is shorter than tensor "
+                f"{tensor.name!r} needs (truncated?)"
+            )
+
+
+def _external_tensors(model: onnx.ModelProto):
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            yield tensor
+
+
+def _element_count(tensor: onnx.TensorProto) -> int:
+    count = 1
+    for dim in tensor.dims:
+        count *= dim
+    return count
+
+
+def _strip_large_initializers(model: onnx.ModelProto) -> set[str]:
+    """Empty the payload of large initializers, keeping dims and dtype for shape inference."""
+    stripped: set[str] = set()
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            stripped.add(tensor.name)
+            continue
+        if _element_count(tensor) <= KEEP_CONSTANT_ELEMENTS:
+            continue
+        for payload in (
+            "raw_data",
+            "float_data",
+            "int32_data",
+            "int64_data",
+            "double_data",
+            "uint64_data",
+            "string_data",
+        ):
+            tensor.ClearField(payload)
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", STRIPPED_LOCATION
+        stripped.add(tensor.name)
+    return stripped
+
+
+def _pin_input_shapes(model: onnx.ModelProto, pins: dict[str, list[int]], path: Path) -> None:
+    """Fix graph-input dims before inference, and drop stale intermediate shapes."""
+    inputs = {i.name: i for i in model.graph.input}
+    for name, dims in pins.items():
+        if name not in inputs:
+            raise suggest(name, list(inputs), "graph input in --input-shape")
+        shape = inputs[name].type.tensor_type.shape
+        if shape.dim and len(shape.dim) != len(dims):
+            raise ModelLoadError(
+                f"{path}: --input-shape {name} gives {len(dims)} dims but the input has rank "
+                f"{len(shape.dim)}"
+            )
+        shape.ClearField("dim")
+        for value in dims:
+            shape.dim.add().dim_value = value
+    del model.graph.value_info[:]
+
+
+def _infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        return inferred, None
+    except Exception as exc:
+        return model, str(exc).splitlines()[0] if str(exc) else type(exc).__name__

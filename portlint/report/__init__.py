@@ -1,0 +1,1 @@
+"""Reporters render model reports; they hold no logic about what is wrong."""

@@ -1,0 +1,445 @@
+"""Target profiles: sourced facts about one NPU and its toolchain, loaded from YAML.
+
+Profiles are data so that anyone holding a vendor document can add or correct a limit
+without touching Python. The loader is strict (unknown keys, unknown fields, predicates,
+rule codes and source keys are errors naming the file and YAML path) because a typo in a
+profile would otherwise silently switch a check off.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from portlint.errors import ProfileError, suggest
+from portlint.fields import GRAPH, NODE, SCOPES, get_field
+from portlint.predicates import PREDICATES, parse_operand
+from portlint.resources import data_dir
+from portlint.rule import RuleRegistry, Severity, load_rules
+from portlint.yaml_io import Where, expect_mapping, expect_type, read_yaml
+
+SCHEMA_VERSION = 1
+EFFECTS = {"reject": Severity.ERROR, "cpu": Severity.WARNING, "slow": Severity.INFO}
+SEVERITY_EFFECT = {v: k for k, v in EFFECTS.items()}
+PLACEMENTS = ("npu", "cpu")
+TOP_KEYS = (
+    "portlint_profile",
+    "name",
+    "display_name",
+    "vendor",
+    "status",
+    "toolchain",
+    "summary",
+    "sources",
+    "opset",
+    "domains",
+    "unsupported_ops",
+    "ops",
+    "patterns",
+    "constraints",
+    "quantization",
+    "postprocessing",
+    "activations",
+    "notes",
+)
+CONSTRAINT_KEYS = (
+    "rule",
+    "ops",
+    "scope",
+    "field",
+    "effect",
+    "source",
+    "verified",
+    "note",
+    "when",
+    "unless",
+    "static",
+    "table",
+    *PREDICATES,
+)
+NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Source:
+    key: str
+    title: str
+    url: str
+    version: str
+    date: str = ""
+    note: str = ""
+
+    def cite(self) -> str:
+        version = f" ({self.version})" if self.version else ""
+        return f"{self.title}{version} {self.url}".strip()
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A sourced statement: where it comes from, whether a vendor document backs it."""
+
+    source: str
+    verified: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class OpSupport(Fact):
+    placement: str = "npu"
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    predicate: str
+    operand: Any
+
+
+@dataclass(frozen=True)
+class Constraint(Fact):
+    """A limit on one field of matching nodes or tensors, evaluated by the generic engine."""
+
+    index: int = 0
+    rule: str = ""
+    ops: frozenset[str] | None = None  # None = every op
+    scope: str = NODE
+    field: str | None = None
+    predicate: str | None = None
+    operand: Any = None
+    effect: str | None = None
+    when: Condition | None = None
+    unless: Condition | None = None
+
+    def applies_to_op(self, op_type: str) -> bool:
+        return self.ops is None or op_type in self.ops
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything portlint knows about one NPU, each fact with its source."""
+
+    name: str
+    display_name: str
+    vendor: str
+    status: str
+    toolchain: str
+    toolchain_version: str
+    summary: str
+    sources: Mapping[str, Source]
+    opset_min: int | None
+    opset_max: int | None
+    opset_fact: Fact | None
+    domains: tuple[str, ...]
+    unsupported_ops: Fact
+    unsupported_effect: str
+    ops: Mapping[str, OpSupport]
+    patterns: Mapping[str, OpSupport]
+    constraints: tuple[Constraint, ...]
+    info: Mapping[str, Any]
+    path: Path
+
+    def constraints_for(self, rule: str) -> list[Constraint]:
+        return [c for c in self.constraints if c.rule == rule]
+
+    @property
+    def label(self) -> str:
+        return f"{self.display_name} ({self.toolchain} {self.toolchain_version})"
+
+
+def effect_severity(effect: str | None, default: Severity) -> Severity:
+    return EFFECTS[effect] if effect else default
+
+
+def _fact(data: Mapping[str, Any], where: Where, sources: Mapping[str, Source]) -> Fact:
+    source = data.get("source")
+    if source is None:
+        raise where.error("missing required key 'source'")
+    if source not in sources:
+        raise (where / "source").error(
+            f"source {source!r} is not declared under 'sources' (declared: {', '.join(sources)})"
+        )
+    verified = data.get("verified", True)
+    expect_type(verified, bool, where / "verified", "true or false")
+    return Fact(source, verified, str(data.get("note", "")).strip())
+
+
+def _load_sources(data: Any, where: Where) -> dict[str, Source]:
+    if not isinstance(data, Mapping) or not data:
+        raise where.error("expected a non-empty mapping of source keys")
+    sources = {}
+    for key, entry in data.items():
+        entry = expect_mapping(
+            entry, where / key, ("title", "url", "version", "date", "note"), ("title", "url")
+        )
+        sources[key] = Source(
+            str(key),
+            str(entry["title"]),
+            str(entry["url"]),
+            str(entry.get("version", "")),
+            str(entry.get("date", "")),
+            str(entry.get("note", "")),
+        )
+    return sources
+
+
+def _load_ops(data: Any, where: Where, sources: Mapping[str, Source]) -> dict[str, OpSupport]:
+    ops: dict[str, OpSupport] = {}
+    if data is None:
+        return ops
+    if not isinstance(data, list):
+        raise where.error("expected a list of op groups")
+    for i, group in enumerate(data):
+        here = where / i
+        group = expect_mapping(
+            group, here, ("names", "source", "verified", "note", "placement"), ("names", "source")
+        )
+        fact = _fact(group, here, sources)
+        placement = group.get("placement", "npu")
+        if placement not in PLACEMENTS:
+            raise (here / "placement").error("must be npu or cpu")
+        names = group["names"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise (here / "names").error("expected a list of op names")
+        for name in names:
+            ops[name] = OpSupport(fact.source, fact.verified, fact.note, placement)
+    return ops
+
+
+def _load_patterns(data: Any, where: Where, sources: Mapping[str, Source]) -> dict[str, OpSupport]:
+    from portlint.patterns import PATTERN_NAMES
+
+    patterns = {}
+    for name, entry in (data or {}).items():
+        if name not in PATTERN_NAMES:
+            raise (where / name).error(f"unknown pattern (known: {', '.join(PATTERN_NAMES)})")
+        entry = expect_mapping(entry, where / name, ("source", "verified", "note"), ("source",))
+        fact = _fact(entry, where / name, sources)
+        patterns[name] = OpSupport(fact.source, fact.verified, fact.note)
+    return patterns
+
+
+def _predicate_of(data: Mapping[str, Any], where: Where) -> tuple[str, Any]:
+    present = [k for k in (*PREDICATES, "table", "static") if k in data]
+    if len(present) != 1:
+        raise where.error(
+            f"needs exactly one predicate ({', '.join((*PREDICATES, 'table'))}), "
+            f"found {len(present)}"
+        )
+    name = present[0]
+    operand = parse_operand(data[name])
+    if name in PREDICATES and not PREDICATES[name].operand_ok(operand):
+        raise (where / name).error(f"expected {PREDICATES[name].operand_kind}, got {data[name]!r}")
+    return name, operand
+
+
+def _check_field(name: Any, scope: str, where: Where) -> str:
+    field = get_field(name) if isinstance(name, str) else None
+    if field is None:
+        raise where.error(f"unknown field {name!r}")
+    if scope not in field.scopes:
+        raise where.error(f"field {name!r} does not apply to scope {scope!r}")
+    return name
+
+
+def _load_condition(data: Any, where: Where, scope: str) -> Condition:
+    data = expect_mapping(data, where, ("field", *PREDICATES), ("field",))
+    field = _check_field(data["field"], scope, where / "field")
+    predicate, operand = _predicate_of(data, where)
+    return Condition(field, predicate, operand)
+
+
+def _load_table(rows: Any, where: Where, scope: str) -> list[dict[str, list[Any]]]:
+    if not isinstance(rows, list) or not rows:
+        raise where.error("expected a non-empty list of rows")
+    table = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping) or not row:
+            raise (where / i).error("expected a mapping of field -> allowed values")
+        parsed = {}
+        for key, values in row.items():
+            _check_field(key, scope, where / i / key)
+            if not isinstance(values, list):
+                raise (where / i / key).error("expected a list of allowed values")
+            parsed[key] = parse_operand(values)
+        table.append(parsed)
+    return table
+
+
+def _load_constraint(
+    i: int, data: Any, where: Where, sources: Mapping[str, Source], rules: RuleRegistry
+) -> Constraint:
+    here = where / i
+    data = expect_mapping(data, here, CONSTRAINT_KEYS, ("rule", "source"))
+    code = data["rule"]
+    if not isinstance(code, str) or code not in rules:
+        raise suggest(str(code), [r.code for r in rules], f"rule code in {here / 'rule'}:")
+    rule = rules.get(code)
+    scope = data.get("scope", NODE)
+    if scope not in SCOPES:
+        raise (here / "scope").error(f"must be one of {', '.join(SCOPES)}")
+    ops = data.get("ops")
+    if scope == NODE and ops is None:
+        raise here.error("node constraints need 'ops' (a list of op types, or '*')")
+    ops_set = (
+        None
+        if ops in (None, "*")
+        else frozenset(expect_type(ops, list, here / "ops", "a list of op types"))
+    )
+    predicate, operand = _predicate_of(data, here)
+    if predicate == "static":
+        if rule.check != "dynamic_shape" or scope != GRAPH:
+            raise (here / "static").error("'static' is only for rule PL201 with scope graph")
+    elif rule.check != "constraint":
+        raise (here / "rule").error(f"{rule.code} is not evaluated from target constraints")
+    if predicate == "table":
+        operand = _load_table(operand, here / "table", scope)
+    field = data.get("field")
+    if predicate not in ("static", "table"):
+        field = _check_field(field, scope, here / "field")
+    effect = data.get("effect")
+    if effect is not None and effect not in EFFECTS:
+        raise (here / "effect").error(f"must be one of {', '.join(EFFECTS)}")
+    fact = _fact(data, here, sources)
+    when = _load_condition(data["when"], here / "when", scope) if "when" in data else None
+    unless = _load_condition(data["unless"], here / "unless", scope) if "unless" in data else None
+    return Constraint(
+        fact.source,
+        fact.verified,
+        fact.note,
+        i,
+        rule.code,
+        ops_set,
+        scope,
+        field,
+        predicate,
+        operand,
+        effect,
+        when,
+        unless,
+    )
+
+
+def _check_info_sources(value: Any, where: Where, sources: Mapping[str, Source]) -> None:
+    """Every ``source`` key anywhere in the informational blocks must resolve too."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key == "source" and item not in sources:
+                raise (where / key).error(f"source {item!r} is not declared under 'sources'")
+            _check_info_sources(item, where / str(key), sources)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_info_sources(item, where / i, sources)
+
+
+def parse_target(data: Any, path: Path, rules: RuleRegistry) -> Target:
+    """Validate a profile mapping and build the ``Target``."""
+    where = Where(path)
+    data = expect_mapping(
+        data,
+        where,
+        TOP_KEYS,
+        ("portlint_profile", "name", "display_name", "toolchain", "sources", "ops"),
+    )
+    if data["portlint_profile"] != SCHEMA_VERSION:
+        raise (where / "portlint_profile").error(
+            f"unsupported schema version (expected {SCHEMA_VERSION})"
+        )
+    name = data["name"]
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise (where / "name").error("target names are kebab-case")
+    sources = _load_sources(data["sources"], where / "sources")
+    toolchain = expect_mapping(
+        data["toolchain"], where / "toolchain", ("name", "version"), ("name", "version")
+    )
+    opset = data.get("opset")
+    opset_fact = None
+    if opset is not None:
+        opset = expect_mapping(opset, where / "opset", ("min", "max", "source", "verified", "note"))
+        opset_fact = _fact(opset, where / "opset", sources)
+    unsupported = expect_mapping(
+        data.get("unsupported_ops"),
+        where / "unsupported_ops",
+        ("effect", "source", "verified", "note"),
+        ("effect", "source"),
+    )
+    if unsupported["effect"] not in ("reject", "cpu"):
+        raise (where / "unsupported_ops" / "effect").error("must be reject or cpu")
+    constraints = data.get("constraints") or []
+    if not isinstance(constraints, list):
+        raise (where / "constraints").error("expected a list")
+    for key in ("quantization", "postprocessing", "activations", "notes"):
+        _check_info_sources(data.get(key), where / key, sources)
+    status = data.get("status", "stable")
+    if status not in ("stable", "preview"):
+        raise (where / "status").error("must be stable or preview")
+    return Target(
+        name=name,
+        display_name=str(data["display_name"]),
+        vendor=str(data.get("vendor", "")),
+        status=status,
+        toolchain=str(toolchain["name"]),
+        toolchain_version=str(toolchain["version"]),
+        summary=str(data.get("summary", "")).strip(),
+        sources=sources,
+        opset_min=opset.get("min") if opset else None,
+        opset_max=opset.get("max") if opset else None,
+        opset_fact=opset_fact,
+        domains=tuple(data.get("domains", [""])),
+        unsupported_ops=_fact(unsupported, where / "unsupported_ops", sources),
+        unsupported_effect=unsupported["effect"],
+        ops=_load_ops(data["ops"], where / "ops", sources),
+        patterns=_load_patterns(data.get("patterns"), where / "patterns", sources),
+        constraints=tuple(
+            _load_constraint(i, c, where / "constraints", sources, rules)
+            for i, c in enumerate(constraints)
+        ),
+        info={
+            k: data[k]
+            for k in ("quantization", "postprocessing", "activations", "notes")
+            if k in data
+        },
+        path=path,
+    )
+
+
+def shipped_target_names() -> list[str]:
+    return sorted(p.stem for p in data_dir("targets").glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def resolve_target_path(name: str, extra_dirs: tuple[Path, ...] = ()) -> Path:
+    """A profile path from a target name or a path to a YAML file."""
+    if name.endswith((".yaml", ".yml")) or "/" in name or "\\" in name:
+        path = Path(name)
+        if not path.is_file():
+            raise ProfileError(f"{name}: no such target profile file")
+        return path
+    for folder in (*extra_dirs, data_dir("targets")):
+        candidate = folder / f"{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    known = sorted(
+        {
+            p.stem
+            for d in (*extra_dirs, data_dir("targets"))
+            for p in d.glob("*.yaml")
+            if not p.stem.startswith("_")
+        }
+    )
+    raise suggest(name, known, "target")
+
+
+@lru_cache(maxsize=64)
+def _load_path(path: Path) -> Target:
+    target = parse_target(read_yaml(path), path, load_rules())
+    if target.name != path.stem and path.parent == data_dir("targets").resolve():
+        raise Where(path, ("name",)).error(f"name {target.name!r} must match the file name")
+    return target
+
+
+def load_target(name: str, extra_dirs: tuple[Path, ...] = ()) -> Target:
+    """Load a shipped target by name, or a user profile by path."""
+    return _load_path(resolve_target_path(name, extra_dirs).resolve())

@@ -1,0 +1,93 @@
+"""Shared helpers: build tiny models in ONNX text format and run portlint on them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import onnx.parser
+import pytest
+
+from portlint.config import Config
+from portlint.engine import ModelReport, check_model
+from portlint.graph_view import build_view
+from portlint.model_io import load_for_check
+from portlint.rule import load_rules
+from portlint.target import load_target
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+IR_VERSION = 8
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/* from the current output",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+def parse(text: str) -> onnx.ModelProto:
+    """A model from ONNX text format, with the IR version onnxruntime 1.31 loads."""
+    model = onnx.parser.parse_model(text)
+    model.ir_version = IR_VERSION
+    return model
+
+
+def save(model: onnx.ModelProto, folder: Path, name: str = "model.onnx") -> Path:
+    path = folder / name
+    onnx.save(model, str(path))
+    return path
+
+
+def run_check(
+    model: onnx.ModelProto,
+    tmp_path: Path,
+    targets: list[str] | str,
+    config: Config | None = None,
+    name: str = "model.onnx",
+) -> ModelReport:
+    """Save ``model`` and check it in-process, as the CLI would."""
+    path = save(model, tmp_path, name)
+    config = config or Config()
+    names = [targets] if isinstance(targets, str) else targets
+    loaded = load_for_check(path, dict(config.input_shapes))
+    return check_model(
+        build_view(loaded), path, [load_target(t) for t in names], load_rules(), config
+    )
+
+
+def findings_of(report: ModelReport, rule: str | None = None, location: str | None = None):
+    return [
+        f
+        for f in report.findings
+        if (rule is None or f.rule == rule) and (location is None or f.location == location)
+    ]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m portlint`` as a user would, capturing both streams."""
+    return subprocess.run(
+        [sys.executable, "-m", "portlint", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=_clean_env(),
+        timeout=120,
+    )
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTLINT")}
+    env.update({"COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"})
+    return env

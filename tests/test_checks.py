@@ -93,16 +93,23 @@ def test_custom_domain_op_is_flagged_not_reported_as_unknown_op(tmp_path: Path) 
     assert findings_of(report, "PL101") == []
 
 
+IF_MODEL = """<ir_version: 8, opset_import: ["" : 17]>
+g (float[1] x, bool c) => (float[1] y) {
+    y = If (c) <then_branch = t () => (float[1] a) { a = Identity (x) },
+                else_branch = e () => (float[1] b) { b = Neg (x) }>
+}"""
+
+
 def test_control_flow_reported_once_under_its_own_rule(tmp_path: Path) -> None:
-    model = parse("""<ir_version: 8, opset_import: ["" : 17]>
-    g (float[1] x, bool c) => (float[1] y) {
-        y = If (c) <then_branch = t () => (float[1] a) { a = Identity (x) },
-                    else_branch = e () => (float[1] b) { b = Neg (x) }>
-    }""")
-    report = run_check(model, tmp_path, "intel-gna")
+    report = run_check(parse(IF_MODEL), tmp_path, "intel-gna")
     [finding] = findings_of(report, "PL105")
     assert finding.op_type == "If" and finding.severity is Severity.ERROR
     assert findings_of(report, "PL101", finding.location) == []
+
+
+def test_control_flow_the_target_lists_is_not_reported(tmp_path: Path) -> None:
+    assert "If" in load_target("rk3588").ops
+    assert findings_of(run_check(parse(IF_MODEL), tmp_path, "rk3588"), "PL105") == []
 
 
 def test_dynamic_batch_names_the_input_and_first_node() -> None:

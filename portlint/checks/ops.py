@@ -41,27 +41,35 @@ def _unsupported_message(node: NodeView, target: Target) -> str:
     return f"{node.op_type} is not supported by {target.name}"
 
 
+def _refused(node: NodeView, target: Target, message: str, actual: str, limit: str) -> RawFinding:
+    """A finding backed by the profile's statement of what happens to unlisted ops."""
+    fact = target.unsupported_ops
+    return RawFinding(
+        node.name,
+        NODE,
+        message,
+        node.op_type,
+        actual,
+        limit,
+        fact.source,
+        fact.verified,
+        target.unsupported_effect,
+        note=fact.note,
+    )
+
+
+def _uncovered_control_flow(node: NodeView, target: Target) -> bool:
+    return node.op_type in CONTROL_FLOW_OPS and node.op_type not in target.ops
+
+
 @check("unsupported_op")
 def unsupported_op(ctx: CheckContext) -> Iterator[RawFinding]:
     """Ops the target's op list does not name; the profile says whether that fails or falls back."""
     target = ctx.target
-    fact = target.unsupported_ops
+    limit = f"one of the {len(target.ops)} ops {target.name} lists"
     for node in _judged_nodes(ctx):
-        if node.op_type in CONTROL_FLOW_OPS and node.op_type not in target.ops:
-            continue
-        if support_for(node, target) is None:
-            yield RawFinding(
-                node.name,
-                NODE,
-                _unsupported_message(node, target),
-                node.op_type,
-                node.op_type,
-                f"one of the {len(target.ops)} ops {target.name} lists",
-                fact.source,
-                fact.verified,
-                target.unsupported_effect,
-                note=fact.note,
-            )
+        if not _uncovered_control_flow(node, target) and support_for(node, target) is None:
+            yield _refused(node, target, _unsupported_message(node, target), node.op_type, limit)
 
 
 @check("cpu_fallback_op")
@@ -118,39 +126,21 @@ def opset_range(ctx: CheckContext) -> Iterator[RawFinding]:
 def unsupported_domain(ctx: CheckContext) -> Iterator[RawFinding]:
     """Ops from custom domains (com.microsoft, vendor extensions) no NPU toolchain parses."""
     target = ctx.target
-    fact = target.unsupported_ops
+    limit = "domains: " + ", ".join(d or "ai.onnx" for d in target.domains)
     for node in ctx.view.live_nodes():
         if not _in_domain(node, target):
-            yield RawFinding(
-                node.name,
-                NODE,
-                f"{node.qualified_op} is in domain {node.domain!r}, which "
-                f"{target.name} does not accept",
-                node.op_type,
-                node.domain,
-                "domains: " + ", ".join(d or "ai.onnx" for d in target.domains),
-                fact.source,
-                fact.verified,
-                target.unsupported_effect,
+            message = (
+                f"{node.qualified_op} is in domain {node.domain!r}, which {target.name} "
+                "does not accept"
             )
+            yield _refused(node, target, message, node.domain, limit)
 
 
 @check("control_flow")
 def control_flow(ctx: CheckContext) -> Iterator[RawFinding]:
     """If/Loop/Scan: data-dependent control flow that NPUs compile only in special cases."""
     target = ctx.target
-    fact = target.unsupported_ops
     for node in _judged_nodes(ctx):
-        if node.op_type in CONTROL_FLOW_OPS and node.op_type not in target.ops:
-            yield RawFinding(
-                node.name,
-                NODE,
-                f"{node.op_type} is control flow, which {target.name} does not support",
-                node.op_type,
-                node.op_type,
-                "no control flow",
-                fact.source,
-                fact.verified,
-                target.unsupported_effect,
-                note=fact.note,
-            )
+        if _uncovered_control_flow(node, target):
+            message = f"{node.op_type} is control flow, which {target.name} does not support"
+            yield _refused(node, target, message, node.op_type, "no control flow")

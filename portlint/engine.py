@@ -6,8 +6,6 @@ import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import networkx as nx
-
 from portlint.checks import CHECKS, CheckContext
 from portlint.config import Config
 from portlint.findings import NODE, Finding, RawFinding
@@ -29,6 +27,7 @@ class TargetReport:
     cpu_nodes: int
     rejected_nodes: int
     partitions: int
+    placement: dict[str, str] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -115,13 +114,35 @@ class _IgnoreTracker:
         return [glob for glob, _ in self._entries if glob not in self.used]
 
 
-def _placement(view: GraphView, findings: list[Finding]) -> tuple[int, int, int, int]:
+def _placement(view: GraphView, findings: list[Finding], target: Target) -> dict[str, str]:
+    """Where each live node ends up: "npu", "cpu" or "rejected".
+
+    On single-partition toolchains (the Edge TPU compiler) the first node that leaves the NPU
+    takes every later node with it, whatever their own support.
+    """
     rejected = {f.location for f in findings if f.kind == NODE and f.blocks_compile}
     on_cpu = {f.location for f in findings if f.moves_to_cpu} - rejected
-    live = [n.name for n in view.live_nodes()]
-    npu = [name for name in live if name not in rejected and name not in on_cpu]
-    partitions = nx.number_weakly_connected_components(view.digraph.subgraph(npu)) if npu else 0
-    return len(npu), len(on_cpu), len(rejected), partitions
+    places = {}
+    tail = False
+    for node in view.live_nodes():
+        if node.name in rejected:
+            places[node.name] = "rejected"
+        elif node.name in on_cpu or tail:
+            places[node.name] = "cpu"
+        else:
+            places[node.name] = "npu"
+        tail = tail or (target.partitioning == "single" and places[node.name] != "npu")
+    return places
+
+
+def _partitions(view: GraphView, npu: set[str]) -> int:
+    """Connected groups of NPU nodes: each one is a separate NPU program."""
+    import networkx as nx  # imported here: only placement needs it, and it costs start-up time
+
+    graph = nx.Graph()
+    graph.add_nodes_from(npu)
+    graph.add_edges_from((a, b) for a, b in view.edges if a in npu and b in npu)
+    return nx.number_connected_components(graph)
 
 
 def check_target(
@@ -144,9 +165,12 @@ def check_target(
                 findings.append(finding)
     order = {n.name: n.index for n in view.nodes}
     findings.sort(key=lambda f: (-f.severity.rank, order.get(f.location, -1), f.rule))
-    npu, cpu, rejected, partitions = _placement(view, findings)
-    live = sum(1 for _ in view.live_nodes())
-    return TargetReport(target, findings, live, npu, cpu, rejected, partitions)
+    places = _placement(view, findings, target)
+    npu = {name for name, place in places.items() if place == "npu"}
+    counts = [sum(1 for p in places.values() if p == kind) for kind in ("cpu", "rejected")]
+    return TargetReport(
+        target, findings, len(places), len(npu), *counts, _partitions(view, npu), places
+    )
 
 
 def check_model(

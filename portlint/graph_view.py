@@ -11,9 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -21,6 +20,9 @@ from onnx import numpy_helper
 from portlint.model_io import LoadedModel
 from portlint.onnx_defaults import resolved_attributes
 from portlint.patterns import find_patterns
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 Dim = int | str | None
 """A dimension: an int when static, the dim_param name when symbolic, None when unknown."""
@@ -139,15 +141,24 @@ class GraphView:
         return (n for n in self.nodes if not n.folded)
 
     @cached_property
-    def digraph(self) -> nx.DiGraph:
-        """Nodes keyed by name, an edge for every tensor passed from producer to consumer."""
-        graph = nx.DiGraph()
-        graph.add_nodes_from((n.name, {"view": n}) for n in self.nodes)
+    def edges(self) -> list[tuple[str, str]]:
+        """(producer, consumer) node-name pairs, one per tensor passed between them."""
+        pairs = []
         for node in self.nodes:
             for name in node.inputs:
                 source = self._producers.get(name) if name else None
                 if source is not None:
-                    graph.add_edge(source.name, node.name, tensor=name)
+                    pairs.append((source.name, node.name))
+        return pairs
+
+    @cached_property
+    def digraph(self) -> nx.DiGraph:
+        """Nodes keyed by name, an edge for every tensor passed from producer to consumer."""
+        import networkx as nx  # imported on first use: most runs never need it
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from((n.name, {"view": n}) for n in self.nodes)
+        graph.add_edges_from(self.edges)
         return graph
 
 

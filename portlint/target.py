@@ -18,6 +18,7 @@ from typing import Any
 from portlint.errors import ProfileError, suggest
 from portlint.fields import GRAPH, NODE, SCOPES, get_field
 from portlint.predicates import PREDICATES, parse_operand
+from portlint.profile_merge import resolve_extends
 from portlint.resources import data_dir
 from portlint.rule import RuleRegistry, Severity, load_rules
 from portlint.yaml_io import Where, expect_mapping, expect_type, read_yaml
@@ -41,12 +42,14 @@ TOP_KEYS = (
     "ops",
     "patterns",
     "constraints",
+    "partitioning",
     "quantization",
     "postprocessing",
     "activations",
     "notes",
 )
 CONSTRAINT_KEYS = (
+    "id",
     "rule",
     "ops",
     "scope",
@@ -61,7 +64,9 @@ CONSTRAINT_KEYS = (
     "table",
     *PREDICATES,
 )
-NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*(?:@[0-9][0-9a-z.]*)?$")
+"""Kebab-case, optionally ``@version`` for a toolchain-version variant (``rk3588@1.6``)."""
+PARTITION_MODELS = ("multi", "single")
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,8 @@ class Target:
     constraints: tuple[Constraint, ...]
     info: Mapping[str, Any]
     path: Path
+    partitioning: str = "multi"
+    partitioning_fact: Fact | None = None
 
     def constraints_for(self, rule: str) -> list[Constraint]:
         return [c for c in self.constraints if c.rule == rule]
@@ -335,6 +342,20 @@ def _check_info_sources(value: Any, where: Where, sources: Mapping[str, Source])
             _check_info_sources(item, where / i, sources)
 
 
+def _load_partitioning(
+    data: Any, where: Where, sources: Mapping[str, Source]
+) -> tuple[str, Fact | None]:
+    """How the compiler splits the graph: ``multi`` (any op may go to the CPU) or ``single``
+    (one NPU partition: the first op off the NPU sends everything after it to the CPU)."""
+    if data is None:
+        return "multi", None
+    here = where / "partitioning"
+    data = expect_mapping(data, here, ("model", "source", "verified", "note"), ("model", "source"))
+    if data["model"] not in PARTITION_MODELS:
+        raise (here / "model").error(f"must be one of {', '.join(PARTITION_MODELS)}")
+    return data["model"], _fact(data, here, sources)
+
+
 def parse_target(data: Any, path: Path, rules: RuleRegistry) -> Target:
     """Validate a profile mapping and build the ``Target``."""
     where = Where(path)
@@ -371,8 +392,12 @@ def parse_target(data: Any, path: Path, rules: RuleRegistry) -> Target:
     constraints = data.get("constraints") or []
     if not isinstance(constraints, list):
         raise (where / "constraints").error("expected a list")
+    ids = [c.get("id") for c in constraints if isinstance(c, Mapping) and c.get("id")]
+    if len(ids) != len(set(ids)):
+        raise (where / "constraints").error("constraint ids must be unique")
     for key in ("quantization", "postprocessing", "activations", "notes"):
         _check_info_sources(data.get(key), where / key, sources)
+    partitioning, partitioning_fact = _load_partitioning(data.get("partitioning"), where, sources)
     status = data.get("status", "stable")
     if status not in ("stable", "preview"):
         raise (where / "status").error("must be stable or preview")
@@ -403,6 +428,8 @@ def parse_target(data: Any, path: Path, rules: RuleRegistry) -> Target:
             if k in data
         },
         path=path,
+        partitioning=partitioning,
+        partitioning_fact=partitioning_fact,
     )
 
 
@@ -432,14 +459,31 @@ def resolve_target_path(name: str, extra_dirs: tuple[Path, ...] = ()) -> Path:
     raise suggest(name, known, "target")
 
 
+def _raw_loader(extra_dirs: tuple[Path, ...]):
+    """Find an ``extends:`` parent: next to the child, in the profile dirs, or shipped."""
+
+    def load_raw(name: str, child: Path) -> tuple[Any, Path]:
+        if name.endswith((".yaml", ".yml")):
+            path = (child.parent / name).resolve()
+            if not path.is_file():
+                raise Where(child, ("extends",)).error(f"no such profile file {name!r}")
+        else:
+            path = resolve_target_path(name, (child.parent, *extra_dirs)).resolve()
+        return read_yaml(path), path
+
+    return load_raw
+
+
 @lru_cache(maxsize=64)
-def _load_path(path: Path) -> Target:
-    target = parse_target(read_yaml(path), path, load_rules())
+def _load_path(path: Path, extra_dirs: tuple[Path, ...] = ()) -> Target:
+    data = resolve_extends(read_yaml(path), path, _raw_loader(extra_dirs))
+    target = parse_target(data, path, load_rules())
     if target.name != path.stem and path.parent == data_dir("targets").resolve():
         raise Where(path, ("name",)).error(f"name {target.name!r} must match the file name")
     return target
 
 
 def load_target(name: str, extra_dirs: tuple[Path, ...] = ()) -> Target:
-    """Load a shipped target by name, or a user profile by path."""
-    return _load_path(resolve_target_path(name, extra_dirs).resolve())
+    """Load a shipped target by name (``rk3588``, ``rk3588@1.6``), or a user profile by path."""
+    dirs = tuple(d.resolve() for d in extra_dirs)
+    return _load_path(resolve_target_path(name, dirs).resolve(), dirs)

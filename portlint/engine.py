@@ -135,6 +135,38 @@ def _placement(view: GraphView, findings: list[Finding], target: Target) -> dict
     return places
 
 
+def _tail_findings(
+    view: GraphView,
+    findings: list[Finding],
+    places: dict[str, str],
+    target: Target,
+    rule: Rule,
+    config: Config,
+) -> list[Finding]:
+    """One finding naming the op that cut the single partition and what it dragged along."""
+    own = {f.location for f in findings if f.kind == NODE and f.effect in ("cpu", "reject")}
+    dragged = [n for n in view.live_nodes() if places.get(n.name) == "cpu" and n.name not in own]
+    if target.partitioning != "single" or not dragged:
+        return []
+    first = next(n for n in view.live_nodes() if n.name in own)
+    fact = target.partitioning_fact
+    raw = RawFinding(
+        first.name,
+        NODE,
+        f"{len(dragged)} supported nodes after {first.op_type} "
+        f"{first.name!r} run on the CPU: {target.name} builds a single NPU "
+        "partition",
+        first.op_type,
+        f"{len(dragged)} nodes",
+        "one NPU partition",
+        fact.source if fact else None,
+        fact.verified if fact else True,
+        "cpu",
+        note=fact.note if fact else "",
+    )
+    return [_finish(raw, rule, target, config)]
+
+
 def _partitions(view: GraphView, npu: set[str]) -> int:
     """Connected groups of NPU nodes: each one is a separate NPU program."""
     import networkx as nx  # imported here: only placement needs it, and it costs start-up time
@@ -166,6 +198,8 @@ def check_target(
     order = {n.name: n.index for n in view.nodes}
     findings.sort(key=lambda f: (-f.severity.rank, order.get(f.location, -1), f.rule))
     places = _placement(view, findings, target)
+    if "PL106" in by_code:
+        findings.extend(_tail_findings(view, findings, places, target, by_code["PL106"], config))
     npu = {name for name, place in places.items() if place == "npu"}
     counts = [sum(1 for p in places.values() if p == kind) for kind in ("cpu", "rejected")]
     return TargetReport(

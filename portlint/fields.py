@@ -293,3 +293,56 @@ def batch(subject: Subject, view: GraphView) -> int | None:
         label = f" ({first!r})" if isinstance(first, str) else ""
         raise Unknown(f"input {info.name!r} has a dynamic batch dim{label}")
     return first
+
+
+def _kernel_hw(node: NodeView, view: GraphView) -> list[int]:
+    kernel = kernel_shape(node, view)
+    if not kernel:
+        raise Unknown("the node has no kernel")
+    return kernel
+
+
+@field("kernel_area", "kernel area", "kernel height x width (kh*kw)")
+def kernel_area(node: NodeView, view: GraphView) -> int | None:
+    if node.attributes.get("kernel_shape") is None and node.op_type not in (
+        "Conv",
+        "ConvTranspose",
+    ):
+        return None
+    return math.prod(_kernel_hw(node, view))
+
+
+@field("width_x_kernel_height", "input width x kernel height", "input width times kernel height")
+def width_x_kernel_height(node: NodeView, view: GraphView) -> int | None:
+    width = in_width(node, view)
+    if width is None:
+        return None
+    return width * _kernel_hw(node, view)[0]
+
+
+@field("is_first_layer", "first layer", "whether the node reads a graph input directly")
+def is_first_layer(node: NodeView, view: GraphView) -> bool:
+    inputs = {i.name for i in view.graph_inputs}
+    return any(name in inputs for name in node.inputs)
+
+
+@field("weights_per_filter", "weights per filter", "weights per output channel (kh*kw*Cin/group)")
+def weights_per_filter(node: NodeView, view: GraphView) -> int | None:
+    if node.op_type not in ("Conv", "ConvTranspose") or len(node.inputs) < 2:
+        return None
+    weight = _tensor(view, node.inputs[1], "weight")
+    dims = _static_dims(weight, "weight")
+    if node.op_type == "Conv":
+        return math.prod(dims[1:])
+    return dims[0] * math.prod(dims[2:]) // max(1, int(node.attributes.get("group", 1)))
+
+
+@field("perm", "permutation", "Transpose permutation")
+def perm(node: NodeView, view: GraphView) -> list[int] | None:
+    if node.op_type != "Transpose":
+        return None
+    value = node.attributes.get("perm")
+    if value is None:
+        rank = input_rank(node, view)
+        return None if rank is None else list(range(rank))[::-1]
+    return list(value)

@@ -92,6 +92,7 @@ class Spec:
     scales: tuple[float, ...] = (2.0, 2.0)
     steps: int = 1
     dtype: str = "float32"
+    first_layer: bool = True
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -138,6 +139,10 @@ def apply(spec: Spec, name: str, value: Any) -> Spec:
         "steps": lambda: replace(spec, steps=int(value)),
         "dtype": lambda: replace(spec, dtype=str(value)),
         "auto_pad": lambda: replace(spec, attrs={**spec.attrs, "auto_pad": str(value)}),
+        "kernel_area": lambda: _fit(replace(spec, kernel=(1, int(value)))),
+        "width_x_kernel_height": lambda: replace(spec, w=int(value), kernel=(1, 1), c=1, out=1),
+        "weights_per_filter": lambda: replace(spec, c=int(value), kernel=(1, 1), out=1, h=1, w=1),
+        "is_first_layer": lambda: replace(spec, first_layer=bool(value)),
     }
     if name.startswith("attr."):
         return replace(spec, attrs={**spec.attrs, name[5:]: value})

@@ -51,6 +51,8 @@ def boundary(field: str, predicate: str, operand: Any) -> tuple[Any, Any]:
             raise Unsupported("multiple_of 1 cannot be violated")
         return operand * 2, operand * 2 + 1
     if predicate == "equals":
+        if isinstance(operand, bool):
+            return operand, not operand
         if isinstance(operand, (int, float)):
             return operand, operand + 1
         if isinstance(operand, tuple):

@@ -142,13 +142,15 @@ def targets_list(ctx: typer.Context) -> None:
     """List the shipped target profiles."""
     if ctx.invoked_subcommand is not None:
         return
+    from portlint.docs import verified_share
     from portlint.target import load_target, shipped_target_names
 
     console = _console()
     for name in shipped_target_names():
         target = load_target(name)
         status = " (preview)" if target.status == "preview" else ""
-        console.print(f"{name:<16} {target.label}{status}")
+        good, total = verified_share(target)
+        console.print(f"{name:<18} {target.label}{status} · {good}/{total} facts vendor-backed")
 
 
 @targets_app.command("show")
@@ -180,8 +182,21 @@ def rule(
     """Explain one rule: what it checks, why it matters, how to fix it."""
     from portlint.docs import render_rule_markdown
     from portlint.rule import load_rules
+    from portlint.target import load_target, shipped_target_names
 
-    sys.stdout.write(render_rule_markdown(load_rules().get(code)))
+    targets = [load_target(name) for name in shipped_target_names()]
+    sys.stdout.write(render_rule_markdown(load_rules().get(code), targets))
+
+
+@app.command()
+def docs(
+    out: Annotated[Path, typer.Option(help="Folder to write the docs into.")] = Path("docs"),
+) -> None:
+    """Regenerate the rule and target docs from rules/ and targets/."""
+    from portlint.docs import write_docs
+
+    written = write_docs(out)
+    print(f"wrote {len(written)} pages under {out}")
 
 
 @app.command()

@@ -136,6 +136,14 @@ class GraphView:
         """The value of a small constant (initializer or Constant node), else None."""
         return self.constants.get(name)
 
+    @cached_property
+    def live_by_op(self) -> dict[str, list[NodeView]]:
+        """Live nodes grouped by op type, so a limit on Conv never walks the Relus."""
+        table: dict[str, list[NodeView]] = {}
+        for node in self.live_nodes():
+            table.setdefault(node.op_type, []).append(node)
+        return table
+
     def live_nodes(self) -> Iterator[NodeView]:
         """Nodes a vendor compiler keeps after folding constants: the ones worth judging."""
         return (n for n in self.nodes if not n.folded)
@@ -208,12 +216,11 @@ def _shape_of(value_type: onnx.TypeProto) -> tuple[Dim, ...] | None:
         return None
     dims: list[Dim] = []
     for dim in value_type.tensor_type.shape.dim:
-        if dim.HasField("dim_value") and dim.dim_value > 0:
-            dims.append(int(dim.dim_value))
-        elif dim.HasField("dim_param") and dim.dim_param:
-            dims.append(dim.dim_param)
+        kind = dim.WhichOneof("value")
+        if kind == "dim_value" and dim.dim_value > 0:
+            dims.append(dim.dim_value)
         else:
-            dims.append(None)
+            dims.append(dim.dim_param or None if kind == "dim_param" else None)
     return tuple(dims)
 
 

@@ -26,7 +26,8 @@ from portlint.yaml_io import Where, expect_mapping, expect_type, read_yaml
 SCHEMA_VERSION = 1
 EFFECTS = {"reject": Severity.ERROR, "cpu": Severity.WARNING, "slow": Severity.INFO}
 SEVERITY_EFFECT = {v: k for k, v in EFFECTS.items()}
-PLACEMENTS = ("npu", "cpu")
+PLACEMENTS = ("npu", "cpu", "slow", "reject")
+"""Where a listed op runs: the NPU, the host CPU, a slow path of the NPU, or nowhere."""
 TOP_KEYS = (
     "portlint_profile",
     "name",
@@ -50,6 +51,7 @@ TOP_KEYS = (
 )
 CONSTRAINT_KEYS = (
     "id",
+    "exclude_ops",
     "rule",
     "ops",
     "scope",
@@ -111,6 +113,7 @@ class Constraint(Fact):
     index: int = 0
     rule: str = ""
     ops: frozenset[str] | None = None  # None = every op
+    exclude_ops: frozenset[str] = frozenset()
     scope: str = NODE
     field: str | None = None
     predicate: str | None = None
@@ -120,7 +123,7 @@ class Constraint(Fact):
     unless: Condition | None = None
 
     def applies_to_op(self, op_type: str) -> bool:
-        return self.ops is None or op_type in self.ops
+        return (self.ops is None or op_type in self.ops) and op_type not in self.exclude_ops
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ def _load_ops(data: Any, where: Where, sources: Mapping[str, Source]) -> dict[st
         fact = _fact(group, here, sources)
         placement = group.get("placement", "npu")
         if placement not in PLACEMENTS:
-            raise (here / "placement").error("must be npu or cpu")
+            raise (here / "placement").error(f"must be one of {', '.join(PLACEMENTS)}")
         names = group["names"]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise (here / "names").error("expected a list of op names")
@@ -313,6 +316,8 @@ def _load_constraint(
     fact = _fact(data, here, sources)
     when = _load_condition(data["when"], here / "when", scope) if "when" in data else None
     unless = _load_condition(data["unless"], here / "unless", scope) if "unless" in data else None
+    exclude = data.get("exclude_ops", [])
+    expect_type(exclude, list, here / "exclude_ops", "a list of op types")
     return Constraint(
         fact.source,
         fact.verified,
@@ -320,6 +325,7 @@ def _load_constraint(
         i,
         rule.code,
         ops_set,
+        frozenset(exclude),
         scope,
         field,
         predicate,
@@ -387,8 +393,8 @@ def parse_target(data: Any, path: Path, rules: RuleRegistry) -> Target:
         ("effect", "source", "verified", "note"),
         ("effect", "source"),
     )
-    if unsupported["effect"] not in ("reject", "cpu"):
-        raise (where / "unsupported_ops" / "effect").error("must be reject or cpu")
+    if unsupported["effect"] not in EFFECTS:
+        raise (where / "unsupported_ops" / "effect").error(f"must be one of {', '.join(EFFECTS)}")
     constraints = data.get("constraints") or []
     if not isinstance(constraints, list):
         raise (where / "constraints").error("expected a list")

@@ -28,7 +28,14 @@ DTYPES = {
     "int64": TensorProto.INT64,
     "bool": TensorProto.BOOL,
 }
+WINDOWED = {"Conv", "ConvTranspose", "MaxPool", "AveragePool"}
 SHAPE_PRESERVING = {
+    "Pow",
+    "MatMul",
+    "ArgMax",
+    "ArgMin",
+    "DepthToSpace",
+    "LRN",
     "Relu",
     "Sigmoid",
     "Tanh",
@@ -143,6 +150,10 @@ def apply(spec: Spec, name: str, value: Any) -> Spec:
         "width_x_kernel_height": lambda: replace(spec, w=int(value), kernel=(1, 1), c=1, out=1),
         "weights_per_filter": lambda: replace(spec, c=int(value), kernel=(1, 1), out=1, h=1, w=1),
         "is_first_layer": lambda: replace(spec, first_layer=bool(value)),
+        "coordinate_transformation_mode": lambda: replace(
+            spec, attrs={**spec.attrs, "coordinate_transformation_mode": str(value)}
+        ),
+        "nearest_mode": lambda: replace(spec, attrs={**spec.attrs, "nearest_mode": str(value)}),
     }
     if name.startswith("attr."):
         return replace(spec, attrs={**spec.attrs, name[5:]: value})
@@ -164,8 +175,12 @@ def _group_kind(spec: Spec, kind: str) -> Spec:
 
 
 def _rank(spec: Spec, rank: int) -> Spec:
-    if rank not in (3, 4):
+    if not 2 <= rank <= 8:
         raise Unsupported(f"rank {rank}")
+    if rank != 3 and rank != 4:
+        if spec.op in WINDOWED:
+            raise Unsupported(f"rank {rank} {spec.op}")
+        return replace(spec, rank=rank)
     if rank == 3:
         return replace(
             spec,
@@ -192,7 +207,9 @@ def _model(
 
 
 def _input_dims(spec: Spec) -> list[int]:
-    return [spec.n, spec.c, spec.w] if spec.rank == 3 else [spec.n, spec.c, spec.h, spec.w]
+    if spec.rank <= 3:
+        return [spec.n, spec.c, spec.w][: spec.rank]
+    return [spec.n, spec.c, *[2] * (spec.rank - 4), spec.h, spec.w]
 
 
 def _windowed(spec: Spec) -> onnx.ModelProto:
@@ -226,14 +243,11 @@ def _windowed(spec: Spec) -> onnx.ModelProto:
     )
 
 
-def _global_pool(spec: Spec) -> onnx.ModelProto:
-    h, w = spec.kernel if spec.kernel != (3, 3) else (spec.h, spec.w)
+def _global_pool(spec: Spec, kernel: tuple[int, ...] | None = None) -> onnx.ModelProto:
+    dims = _input_dims(spec) if kernel is None else [spec.n, spec.c, *kernel]
     node = helper.make_node(spec.op, ["x"], ["y"], name=NODE_NAME)
     return _model(
-        [node],
-        [_value("x", TensorProto.FLOAT, [spec.n, spec.c, h, w])],
-        [_value("y", TensorProto.FLOAT, None)],
-        [],
+        [node], [_value("x", TensorProto.FLOAT, dims)], [_value("y", TensorProto.FLOAT, None)], []
     )
 
 
@@ -257,7 +271,7 @@ def _simple(spec: Spec) -> onnx.ModelProto:
     op = spec.op
     if op in ("Add", "Sub", "Mul", "Div", "Max", "Min", "Concat"):
         extra = ["x"]
-    if op in ("Softmax", "Concat", "Split", "Gather", "Flatten"):
+    if op in ("Softmax", "Concat", "Split", "Gather", "Flatten", "ArgMax", "ArgMin"):
         attrs.setdefault("axis", spec.axis)
     if op == "Transpose":
         attrs.setdefault("perm", list(range(len(dims))))
@@ -283,6 +297,16 @@ def _simple(spec: Spec) -> onnx.ModelProto:
         extra = ["starts", "ends", "axes", "steps"]
     if op == "Cast":
         attrs["to"] = DTYPES[spec.dtype]
+    if op == "MatMul":
+        inits.append(numpy_helper.from_array(np.ones((dims[-1], dims[-1]), np.float32), "m"))
+        extra = ["m"]
+    if op == "Pow":
+        inits.append(numpy_helper.from_array(np.array(2.0, np.float32), "exponent"))
+        extra = ["exponent"]
+    if op == "DepthToSpace":
+        attrs.setdefault("blocksize", 2)
+    if op == "LRN":
+        attrs.setdefault("size", 3)
     if op == "Gather":
         inits.append(numpy_helper.from_array(np.zeros(1, np.int64), "idx"))
         extra = ["idx"]
@@ -292,12 +316,10 @@ def _simple(spec: Spec) -> onnx.ModelProto:
     if op in ("LSTM", "InstanceNormalization", "Split", "Squeeze", "Unsqueeze"):
         raise Unsupported(f"{op} needs a bespoke probe")
     node = helper.make_node(op, ["x", *extra], ["y"], name=NODE_NAME, **attrs)
-    return _model(
-        [node],
-        [_value("x", TensorProto.FLOAT, dims)],
-        [_value("y", DTYPES[spec.dtype] if op == "Cast" else TensorProto.FLOAT, None)],
-        inits,
-    )
+    in_type = TensorProto.FLOAT if op == "Cast" else DTYPES[spec.dtype]
+    out_type = {"Cast": DTYPES[spec.dtype], "ArgMax": TensorProto.INT64}.get(op, in_type)
+    out_type = TensorProto.INT64 if op == "ArgMin" else out_type
+    return _model([node], [_value("x", in_type, dims)], [_value("y", out_type, None)], inits)
 
 
 def build(
@@ -310,9 +332,7 @@ def build(
     if op in ("Conv", "ConvTranspose", "MaxPool", "AveragePool"):
         return _windowed(spec)
     if op in ("GlobalAveragePool", "GlobalMaxPool"):
-        if field_name == "kernel_shape":
-            spec = replace(spec, h=spec.kernel[0], w=spec.kernel[-1], kernel=(3, 3))
-        return _global_pool(spec)
+        return _global_pool(spec, spec.kernel if field_name == "kernel_shape" else None)
     if op == "Resize":
         return _resize(spec)
     if op in SHAPE_PRESERVING:

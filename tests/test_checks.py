@@ -50,6 +50,8 @@ unsupported_ops: {effect: cpu, source: manual}
 ops:
   - {source: manual, names: [Relu, Conv]}
   - {source: manual, names: [Sigmoid], placement: cpu, note: host only}
+  - {source: manual, names: [Tanh], placement: slow, note: on the vector unit}
+  - {source: manual, names: [Erf], placement: reject, note: parser error}
 """
 
 
@@ -65,6 +67,22 @@ def test_cpu_placement_gives_a_warning_and_splits_partitions(tmp_path: Path) -> 
     target = report.targets[0]
     assert (target.npu_nodes, target.cpu_nodes, target.partitions) == (2, 1, 2)
     assert target.verdict == RUNS_WITH_FALLBACK
+
+
+def test_slow_and_refused_placements(tmp_path: Path) -> None:
+    profile = tmp_path / "mini-npu.yaml"
+    profile.write_text(MINI_PROFILE)
+    model = parse("""<ir_version: 8, opset_import: ["" : 17]>
+    g (float[1,8] x) => (float[1,8] y) { a = Tanh (x) y = Erf (a) }""")
+    report = run_check(model, tmp_path, str(profile))
+    [slow] = findings_of(report, "PL107")
+    assert slow.op_type == "Tanh" and slow.severity is Severity.INFO
+    assert slow.note == "on the vector unit"
+    [refused] = findings_of(report, "PL101")
+    assert refused.op_type == "Erf" and refused.severity is Severity.ERROR
+    assert refused.message == "Erf is refused by mini-npu" and refused.note == "parser error"
+    target = report.targets[0]
+    assert (target.npu_nodes, target.rejected_nodes) == (1, 1)
 
 
 def test_unsupported_op_is_a_warning_where_the_toolchain_falls_back(tmp_path: Path) -> None:

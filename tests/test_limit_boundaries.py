@@ -27,6 +27,15 @@ ALTERNATIVES = {
     "auto_pad": ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"],
     "attr.auto_pad": ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"],
     "attr.mode": ["constant", "reflect", "edge"],
+    "coordinate_transformation_mode": [
+        "half_pixel",
+        "asymmetric",
+        "align_corners",
+        "pytorch_half_pixel",
+        "tf_crop_and_resize",
+    ],
+    "nearest_mode": ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"],
+    "attr.direction": ["forward", "reverse", "bidirectional"],
 }
 
 
@@ -41,14 +50,14 @@ def boundary(field: str, predicate: str, operand: Any) -> tuple[Any, Any]:
     """A value that satisfies the predicate and one that just violates it."""
     if predicate == "range":
         low, high = operand
-        return (high, high + 1) if high < 20000 else (low, low - 1)
+        return (high, high + 1) if high < 1_000_000 else (low, low - 1)
     if predicate == "max":
         return operand, operand + 1
     if predicate == "min":
         return operand, operand - 1
     if predicate == "multiple_of":
-        if operand == 1:
-            raise Unsupported("multiple_of 1 cannot be violated")
+        if operand == 1:  # only fractional values violate it: "integer scale factors"
+            return 2, 2.5
         return operand * 2, operand * 2 + 1
     if predicate == "equals":
         if isinstance(operand, bool):
@@ -92,7 +101,7 @@ def _model_for(c: Constraint, value: Any):
             raise Unsupported(c.field)
         return graph_input_model(dims, value if c.field == "dtype" else "float32")
     errors = []
-    for op in sorted(c.ops or ()):
+    for op in sorted(c.ops or ("Cast" if c.field == "dtype" else "Relu",)):
         spec = Spec(op)
         try:
             for condition, must_hold in ((c.when, True), (c.unless, False)):

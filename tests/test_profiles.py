@@ -69,7 +69,7 @@ def test_minimal_profile_loads(tmp_path: Path) -> None:
         ),
         ("constraints__0__effect", "explode", "constraints[0].effect: must be one of"),
         ("ops__0__source", "nowhere", "ops[0].source: source 'nowhere' is not declared"),
-        ("unsupported_ops__effect", "slow", "unsupported_ops.effect: must be reject or cpu"),
+        ("unsupported_ops__effect", "fast", "unsupported_ops.effect: must be one of"),
         ("portlint_profile", 2, "portlint_profile: unsupported schema version"),
     ],
 )

@@ -20,7 +20,11 @@ UNKNOWN_EFFECT = "unknown"
 
 def _subjects(constraint: Constraint, view: GraphView) -> Iterator[NodeView | TensorInfo]:
     if constraint.scope == NODE:
-        yield from (n for n in view.live_nodes() if constraint.applies_to_op(n.op_type))
+        if constraint.ops is None:
+            yield from (n for n in view.live_nodes() if constraint.applies_to_op(n.op_type))
+        else:
+            nodes = [n for op in constraint.ops for n in view.live_by_op.get(op, ())]
+            yield from sorted(nodes, key=lambda n: n.index)
     elif constraint.scope == GRAPH_INPUT:
         yield from view.graph_inputs
     elif constraint.scope == TENSOR:
@@ -69,8 +73,9 @@ def _row_matches(row: dict[str, list[Any]], values: dict[str, Any]) -> bool:
     return True
 
 
-def _table_violation(c: Constraint, subject: Any, view: GraphView) -> RawFinding | None:
-    names = list(dict.fromkeys([f for row in c.operand for f in row] + sorted(_referenced(c))))
+def _table_violation(
+    c: Constraint, subject: Any, view: GraphView, names: list[str]
+) -> RawFinding | None:
     values = {name: _value(name, subject, view) for name in names}
     if any(v is None for v in values.values()):
         return None
@@ -82,15 +87,22 @@ def _table_violation(c: Constraint, subject: Any, view: GraphView) -> RawFinding
     return _finding(
         c,
         subject,
-        f"{actual} is not a listed combination",
+        f"{_prefix(subject)}{actual} is not a listed combination",
         actual,
         f"one of {len(c.operand)} listed combinations",
     )
 
 
-def _referenced(c: Constraint) -> set[str]:
-    uses_kernel = any("=kernel_shape" in v for row in c.operand for v in row.values())
-    return {"kernel_shape"} if uses_kernel else set()
+def _prefix(subject: NodeView | TensorInfo) -> str:
+    return f"{subject.op_type} " if isinstance(subject, NodeView) else ""
+
+
+def table_fields(c: Constraint) -> list[str]:
+    """Fields a combination table reads, in first-mention order (plus the kernel for '=')."""
+    names = [f for row in c.operand for f in row]
+    if any("=kernel_shape" in values for row in c.operand for values in row.values()):
+        names.append("kernel_shape")
+    return list(dict.fromkeys(names))
 
 
 def _finding(
@@ -121,20 +133,24 @@ def _field_violation(c: Constraint, subject: Any, view: GraphView) -> RawFinding
         return None
     field = get_field(c.field)
     shown = format_value(value, field.spatial)
-    subject_name = f"{subject.op_type} " if isinstance(subject, NodeView) else ""
-    message = f"{subject_name}{field.label} {shown} {predicate.explain_failure(c.operand)}"
+    message = f"{_prefix(subject)}{field.label} {shown} {predicate.explain_failure(c.operand)}"
     limit = predicate.explain_requirement(c.operand)
     return _finding(c, subject, message, shown, limit)
 
 
-def evaluate(c: Constraint, subject: NodeView | TensorInfo, view: GraphView) -> RawFinding | None:
+def evaluate(
+    c: Constraint,
+    subject: NodeView | TensorInfo,
+    view: GraphView,
+    table_names: list[str] | None = None,
+) -> RawFinding | None:
     """Apply one constraint to one subject: a violation, an 'unevaluable' finding, or None."""
     try:
         for condition, required in ((c.when, True), (c.unless, False)):
             if condition is not None and _holds(condition, subject, view) is not required:
                 return None
         if c.predicate == "table":
-            return _table_violation(c, subject, view)
+            return _table_violation(c, subject, view, table_names or table_fields(c))
         return _field_violation(c, subject, view)
     except Unknown as reason:
         what = c.field or "the combination table"
@@ -152,6 +168,8 @@ def _describe_limit(c: Constraint) -> str:
 def describe(c: Constraint) -> str:
     """The constraint as one sentence, for docs and `portlint targets show`."""
     ops = "every op" if c.ops is None else ", ".join(sorted(c.ops))
+    if c.exclude_ops:
+        ops += " except " + ", ".join(sorted(c.exclude_ops))
     scope = {NODE: ops, GRAPH_INPUT: "graph inputs", TENSOR: "every tensor"}.get(c.scope, c.scope)
     if c.predicate == "table":
         rows = "; ".join(
@@ -168,7 +186,8 @@ def describe(c: Constraint) -> str:
         if condition is not None:
             cond_field = get_field(condition.field)
             requirement = PREDICATES[condition.predicate].explain_requirement(condition.operand)
-            text += f" ({word} {cond_field.label} {requirement.replace('must be', 'is')})"
+            stated = requirement.replace("must not be", "is not").replace("must be", "is")
+            text += f" ({word} {cond_field.label} {stated})"
     return text
 
 
@@ -176,8 +195,9 @@ def describe(c: Constraint) -> str:
 def check_constraints(ctx: CheckContext) -> Iterator[RawFinding]:
     """Every constraint the target declares for this rule, on every subject it names."""
     for constraint in ctx.target.constraints_for(ctx.rule):
+        names = table_fields(constraint) if constraint.predicate == "table" else None
         for subject in _subjects(constraint, ctx.view):
-            finding = evaluate(constraint, subject, ctx.view)
+            finding = evaluate(constraint, subject, ctx.view, names)
             if finding is not None:
                 yield finding
 

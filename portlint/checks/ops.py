@@ -33,6 +33,8 @@ def _judged_nodes(ctx: CheckContext) -> Iterator[NodeView]:
 
 
 def _unsupported_message(node: NodeView, target: Target) -> str:
+    if target.unsupported_effect == "slow":
+        return f"{node.op_type} has no fast kernel on {target.name}; it runs on a slow path"
     if node.pattern is not None:
         return (
             f"{node.op_type} (part of a {node.pattern} pattern) is not supported by "
@@ -64,11 +66,26 @@ def _uncovered_control_flow(node: NodeView, target: Target) -> bool:
 
 @check("unsupported_op")
 def unsupported_op(ctx: CheckContext) -> Iterator[RawFinding]:
-    """Ops the target's op list does not name; the profile says whether that fails or falls back."""
+    """Ops the target's op list does not name (the profile says whether that fails or falls
+    back), and ops the profile names as refused outright (``placement: reject``)."""
     target = ctx.target
     limit = f"one of the {len(target.ops)} ops {target.name} lists"
     for node in _judged_nodes(ctx):
-        if not _uncovered_control_flow(node, target) and support_for(node, target) is None:
+        support = support_for(node, target)
+        if support is not None and support.placement == "reject":
+            yield RawFinding(
+                node.name,
+                NODE,
+                f"{node.op_type} is refused by {target.name}",
+                node.op_type,
+                node.op_type,
+                "not this op",
+                support.source,
+                support.verified,
+                "reject",
+                note=support.note,
+            )
+        elif not _uncovered_control_flow(node, target) and support is None:
             yield _refused(node, target, _unsupported_message(node, target), node.op_type, limit)
 
 
@@ -88,6 +105,26 @@ def cpu_fallback_op(ctx: CheckContext) -> Iterator[RawFinding]:
                 support.source,
                 support.verified,
                 "cpu",
+                note=support.note,
+            )
+
+
+@check("slow_op")
+def slow_op(ctx: CheckContext) -> Iterator[RawFinding]:
+    """Ops the accelerator runs on a slow path (a secondary engine or reference kernels)."""
+    for node in _judged_nodes(ctx):
+        support = support_for(node, ctx.target)
+        if support is not None and support.placement == "slow":
+            yield RawFinding(
+                node.name,
+                NODE,
+                f"{node.op_type} runs on a slow path of {ctx.target.name}",
+                node.op_type,
+                node.op_type,
+                "the fast path",
+                support.source,
+                support.verified,
+                "slow",
                 note=support.note,
             )
 

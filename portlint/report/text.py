@@ -30,7 +30,7 @@ def _where(finding: Finding) -> str:
     return finding.location
 
 
-def _finding_lines(console: Console, findings: list[Finding]) -> None:
+def _finding_lines(console: Console, findings: list[Finding], notes: dict[str, int]) -> None:
     current = None
     for finding in findings:
         where = _where(finding)
@@ -48,7 +48,7 @@ def _finding_lines(console: Console, findings: list[Finding]) -> None:
         if finding.source is not None:
             details.append(f"source: {finding.source.key}")
         if finding.note:
-            details.append(f"note: {finding.note}")
+            details.append(f"note {notes[finding.note]}")
         console.print(f"      [dim]{escape(' · '.join(details))}[/]")
 
 
@@ -56,16 +56,22 @@ def _target_block(console: Console, report: TargetReport) -> None:
     target = report.target
     preview = " [magenta](preview profile)[/]" if target.status == "preview" else ""
     console.print(f"\n[bold]{escape(target.name)}[/] — {escape(target.label)}{preview}")
+    ordered = [f for s in Severity for f in report.findings if f.severity is s]
+    notes = {note: i for i, note in enumerate(dict.fromkeys(f.note for f in ordered if f.note), 1)}
     for severity in Severity:
         findings = [f for f in report.findings if f.severity is severity]
         if findings:
             console.print(f" [{STYLE[severity]}]{severity.value}[/] ({len(findings)})")
-            _finding_lines(console, findings)
+            _finding_lines(console, findings, notes)
     used_rules = {f.rule: f for f in report.findings if f.help}
     if used_rules:
         console.print(" how to fix:")
         for code, finding in sorted(used_rules.items()):
             console.print(f"  {code} {finding.rule_name}: {escape(finding.help)}")
+    if notes:
+        console.print(" notes:")
+        for note, number in notes.items():
+            console.print(f"  {number}. {escape(note)}")
     used_sources = {f.source.key: f.source for f in report.findings if f.source is not None}
     if used_sources:
         console.print(" sources:")

@@ -346,3 +346,54 @@ def perm(node: NodeView, view: GraphView) -> list[int] | None:
         rank = input_rank(node, view)
         return None if rank is None else list(range(rank))[::-1]
     return list(value)
+
+
+def _axis_of(values: list[int] | None, axis: int) -> int | None:
+    return values[axis] if values else None
+
+
+@field("kernel_height", "kernel height", "kernel size along H (the first spatial axis)")
+def kernel_height(node: NodeView, view: GraphView) -> int | None:
+    return _axis_of(kernel_shape(node, view), 0)
+
+
+@field("kernel_width", "kernel width", "kernel size along W (the last spatial axis)")
+def kernel_width(node: NodeView, view: GraphView) -> int | None:
+    return _axis_of(kernel_shape(node, view), -1)
+
+
+@field("stride_height", "stride height", "stride along H (the first spatial axis)")
+def stride_height(node: NodeView, view: GraphView) -> int | None:
+    return _axis_of(strides(node, view), 0)
+
+
+@field("stride_width", "stride width", "stride along W (the last spatial axis)")
+def stride_width(node: NodeView, view: GraphView) -> int | None:
+    return _axis_of(strides(node, view), -1)
+
+
+@field(
+    "dilated_kernel_shape", "dilated kernel", "kernel extent with dilation: (k-1)*d+1", spatial=True
+)
+def dilated_kernel_shape(node: NodeView, view: GraphView) -> list[int] | None:
+    kernel = kernel_shape(node, view)
+    if kernel is None:
+        return None
+    dilation = dilations(node, view) or [1] * len(kernel)
+    return [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=False)]
+
+
+@field("channels_per_group", "channels per group", "input channels per convolution group")
+def channels_per_group(node: NodeView, view: GraphView) -> int | None:
+    channels = in_channels(node, view)
+    groups = node.attributes.get("group")
+    if channels is None or groups is None:
+        return None
+    return channels // int(groups)
+
+
+@field("depth_multiplier", "depth multiplier", "output channels per group of a depthwise conv")
+def depth_multiplier(node: NodeView, view: GraphView) -> int | None:
+    if group_kind(node, view) != "depthwise":
+        return None
+    return out_channels(node, view) // int(node.attributes.get("group", 1))

@@ -150,6 +150,13 @@ def apply(spec: Spec, name: str, value: Any) -> Spec:
         "width_x_kernel_height": lambda: replace(spec, w=int(value), kernel=(1, 1), c=1, out=1),
         "weights_per_filter": lambda: replace(spec, c=int(value), kernel=(1, 1), out=1, h=1, w=1),
         "is_first_layer": lambda: replace(spec, first_layer=bool(value)),
+        "kernel_height": lambda: _fit(replace(spec, kernel=(int(value), spec.kernel[-1]))),
+        "kernel_width": lambda: _fit(replace(spec, kernel=(spec.kernel[0], int(value)))),
+        "stride_height": lambda: _fit(replace(spec, strides=(int(value), spec.strides[-1]))),
+        "stride_width": lambda: _fit(replace(spec, strides=(spec.strides[0], int(value)))),
+        "dilated_kernel_shape": lambda: _fit(replace(spec, kernel=_pair(value))),
+        "channels_per_group": lambda: replace(spec, c=int(value) * spec.group, kernel=(1, 1)),
+        "depth_multiplier": lambda: replace(spec, group=spec.c, out=spec.c * int(value)),
         "coordinate_transformation_mode": lambda: replace(
             spec, attrs={**spec.attrs, "coordinate_transformation_mode": str(value)}
         ),

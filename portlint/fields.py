@@ -304,12 +304,8 @@ def _kernel_hw(node: NodeView, view: GraphView) -> list[int]:
 
 @field("kernel_area", "kernel area", "kernel height x width (kh*kw)")
 def kernel_area(node: NodeView, view: GraphView) -> int | None:
-    if node.attributes.get("kernel_shape") is None and node.op_type not in (
-        "Conv",
-        "ConvTranspose",
-    ):
-        return None
-    return math.prod(_kernel_hw(node, view))
+    kernel = kernel_shape(node, view)
+    return None if kernel is None else math.prod(kernel)
 
 
 @field("width_x_kernel_height", "input width x kernel height", "input width times kernel height")

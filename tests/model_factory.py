@@ -28,6 +28,13 @@ DTYPES = {
     "int64": TensorProto.INT64,
     "bool": TensorProto.BOOL,
 }
+KERNEL_FIELDS = {
+    "kernel_shape",
+    "kernel_height",
+    "kernel_width",
+    "kernel_area",
+    "dilated_kernel_shape",
+}
 WINDOWED = {"Conv", "ConvTranspose", "MaxPool", "AveragePool"}
 SHAPE_PRESERVING = {
     "Pow",
@@ -339,7 +346,7 @@ def build(
     if op in ("Conv", "ConvTranspose", "MaxPool", "AveragePool"):
         return _windowed(spec)
     if op in ("GlobalAveragePool", "GlobalMaxPool"):
-        return _global_pool(spec, spec.kernel if field_name == "kernel_shape" else None)
+        return _global_pool(spec, spec.kernel if field_name in KERNEL_FIELDS else None)
     if op == "Resize":
         return _resize(spec)
     if op in SHAPE_PRESERVING:

@@ -55,6 +55,15 @@ def get_field(name: str) -> Field | None:
     """Look a field up by name; ``attr.NAME`` names any ONNX attribute."""
     if name in FIELDS:
         return FIELDS[name]
+    if name.startswith("has_attr.") and len(name) > 9:
+        attr = name[9:]
+        return Field(
+            name,
+            f"{attr} written",
+            f"whether attribute `{attr}` is written explicitly",
+            (NODE,),
+            lambda node, view: attr in node.explicit_attributes,
+        )
     if name.startswith("attr.") and len(name) > 5:
         attr = name[5:]
         return Field(

@@ -91,6 +91,8 @@ class NodeView:
     outputs: tuple[str, ...]
     folded: bool = False
     pattern: str | None = None
+    explicit_attributes: frozenset[str] = frozenset()
+    """Attributes the exporter wrote; some toolchains mishandle a defaulted one."""
 
     @property
     def qualified_op(self) -> str:
@@ -193,6 +195,7 @@ def build_view(loaded: LoadedModel) -> GraphView:
             outputs=tuple(n.output),
             folded=i in folded,
             pattern=patterns.get(i),
+            explicit_attributes=frozenset(a.name for a in n.attribute),
         )
         for i, n in enumerate(raw_nodes)
     )

@@ -36,6 +36,11 @@ def resolve_extends(
 def merge(parent: Mapping[str, Any], child: Mapping[str, Any], where: Where) -> dict[str, Any]:
     """Child keys replace the parent's; sources/patterns merge; ops/constraints append."""
     merged = dict(parent)
+    # Removals apply to what the parent brings, so a child can drop an inherited constraint
+    # and restate it under the same id.
+    _remove_ops(merged, child.get("remove_ops") or [], where / "remove_ops")
+    _remove_constraints(merged, child.get("remove_constraints") or [], where / "remove_constraints")
+    parent = dict(merged)
     for key, value in child.items():
         if key in MERGE_ONLY_KEYS:
             continue
@@ -45,8 +50,6 @@ def merge(parent: Mapping[str, Any], child: Mapping[str, Any], where: Where) -> 
             merged[key] = [*(parent.get(key) or []), *(value or [])]
         else:
             merged[key] = value
-    _remove_ops(merged, child.get("remove_ops") or [], where / "remove_ops")
-    _remove_constraints(merged, child.get("remove_constraints") or [], where / "remove_constraints")
     return merged
 
 

@@ -171,6 +171,8 @@ def apply(spec: Spec, name: str, value: Any) -> Spec:
     }
     if name.startswith("attr."):
         return replace(spec, attrs={**spec.attrs, name[5:]: value})
+    if name.startswith("has_attr."):
+        raise Unsupported("explicit-attribute probes need the attribute's value")
     if name not in setters:
         raise Unsupported(f"no setter for field {name}")
     return setters[name]()

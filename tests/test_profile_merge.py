@@ -110,3 +110,16 @@ def test_single_partition_sends_the_tail_to_the_cpu(tmp_path: Path) -> None:
     assert multi_target.npu_nodes == 3 and not [
         f for f in multi_target.findings if f.rule == "PL106"
     ]
+
+
+def test_child_can_drop_and_restate_an_inherited_constraint(tmp_path: Path) -> None:
+    parent = load_target("rk3588")
+    restated = CHILD.replace("remove_ops: [Softmax]", "remove_constraints: [batch-1]").replace(
+        "constraints:\n",
+        "constraints:\n  - {rule: PL202, id: batch-1, scope: graph_input, field: batch, max: 4,"
+        " source: lab}\n",
+    )
+    child = load_target(str(_write(tmp_path, "restated.yaml", restated)))
+    batch = [c for c in child.constraints if c.rule == "PL202" and c.scope == "graph_input"]
+    assert [(c.predicate, c.operand) for c in batch] == [("max", 4)]
+    assert len(child.constraints) == len(parent.constraints) + 1

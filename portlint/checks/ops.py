@@ -72,61 +72,53 @@ def unsupported_op(ctx: CheckContext) -> Iterator[RawFinding]:
     limit = f"one of the {len(target.ops)} ops {target.name} lists"
     for node in _judged_nodes(ctx):
         support = support_for(node, target)
-        if support is not None and support.placement == "reject":
-            yield RawFinding(
-                node.name,
-                NODE,
-                f"{node.op_type} is refused by {target.name}",
-                node.op_type,
-                node.op_type,
-                "not this op",
-                support.source,
-                support.verified,
-                "reject",
-                note=support.note,
-            )
+        refused = _placed(node, target, "reject")
+        if refused is not None:
+            yield refused
         elif not _uncovered_control_flow(node, target) and support is None:
             yield _refused(node, target, _unsupported_message(node, target), node.op_type, limit)
+
+
+PLACEMENT_MESSAGES = {
+    "cpu": ("{op} runs on the CPU, not the NPU, on {target}", "an NPU op"),
+    "slow": ("{op} runs on a slow path of {target}", "the fast path"),
+    "reject": ("{op} is refused by {target}", "not this op"),
+}
+
+
+def _placed(node: NodeView, target: Target, placement: str) -> RawFinding | None:
+    """A finding for a listed op whose profile entry places it off the NPU's fast path."""
+    support = support_for(node, target)
+    if support is None or support.placement != placement:
+        return None
+    template, limit = PLACEMENT_MESSAGES[placement]
+    message = template.format(op=node.op_type, target=target.name)
+    return RawFinding(
+        node.name,
+        NODE,
+        message,
+        node.op_type,
+        node.op_type,
+        limit,
+        support.source,
+        support.verified,
+        placement,
+        note=support.note,
+    )
 
 
 @check("cpu_fallback_op")
 def cpu_fallback_op(ctx: CheckContext) -> Iterator[RawFinding]:
     """Ops the toolchain accepts but runs on the host CPU, splitting the NPU graph."""
-    for node in _judged_nodes(ctx):
-        support = support_for(node, ctx.target)
-        if support is not None and support.placement == "cpu":
-            yield RawFinding(
-                node.name,
-                NODE,
-                f"{node.op_type} runs on the CPU, not the NPU, on {ctx.target.name}",
-                node.op_type,
-                node.op_type,
-                "an NPU op",
-                support.source,
-                support.verified,
-                "cpu",
-                note=support.note,
-            )
+    found = (_placed(node, ctx.target, "cpu") for node in _judged_nodes(ctx))
+    return (f for f in found if f is not None)
 
 
 @check("slow_op")
 def slow_op(ctx: CheckContext) -> Iterator[RawFinding]:
     """Ops the accelerator runs on a slow path (a secondary engine or reference kernels)."""
-    for node in _judged_nodes(ctx):
-        support = support_for(node, ctx.target)
-        if support is not None and support.placement == "slow":
-            yield RawFinding(
-                node.name,
-                NODE,
-                f"{node.op_type} runs on a slow path of {ctx.target.name}",
-                node.op_type,
-                node.op_type,
-                "the fast path",
-                support.source,
-                support.verified,
-                "slow",
-                note=support.note,
-            )
+    found = (_placed(node, ctx.target, "slow") for node in _judged_nodes(ctx))
+    return (f for f in found if f is not None)
 
 
 @check("opset_range")

@@ -136,8 +136,8 @@ def build_probes(out: Path) -> dict[str, tuple[Path, str]]:
         save(name, what, nodes, [x((1, cin, hh, ww))], [w("W", (cout, cin // group, k, k))])
 
     conv("conv_k3", "Conv 3x3 baseline")
-    conv("conv_k31", "Conv kernel 31 (limit 31)")
-    conv("conv_k33", "Conv kernel 33 (limit 31)")
+    conv("conv_k31", "Conv kernel 31 (limit 31)", k=31)
+    conv("conv_k33", "Conv kernel 33 (limit 31)", k=33)
     conv("conv_s7", "Conv stride 7 (limit 7)", s=7)
     conv("conv_s8", "Conv stride 8 (limit 7)", s=8)
     conv("conv_p15", "Conv pads 15 (limit 15)", p=15)

@@ -177,8 +177,8 @@ def build_view(loaded: LoadedModel) -> GraphView:
     model = loaded.model
     graph = model.graph
     opsets = MappingProxyType(dict(loaded.opsets))
-    tensors = _collect_tensors(graph)
     constants = _collect_constants(graph, loaded.stripped)
+    tensors = _collect_tensors(graph, constants)
     raw_nodes = list(graph.node)
     names = _unique_names(raw_nodes)
     folded = _folded_nodes(raw_nodes, graph, tensors)
@@ -227,7 +227,9 @@ def _shape_of(value_type: onnx.TypeProto) -> tuple[Dim, ...] | None:
     return tuple(dims)
 
 
-def _collect_tensors(graph: onnx.GraphProto) -> dict[str, TensorInfo]:
+def _collect_tensors(
+    graph: onnx.GraphProto, constants: Mapping[str, np.ndarray]
+) -> dict[str, TensorInfo]:
     tensors: dict[str, TensorInfo] = {}
     kinds = (
         ("activation", graph.value_info),
@@ -247,15 +249,16 @@ def _collect_tensors(graph: onnx.GraphProto) -> dict[str, TensorInfo]:
             init.name, dtype_name(init.data_type), tuple(int(d) for d in init.dims), "initializer"
         )
     for node in graph.node:
-        if node.op_type == "Constant" and node.output:
-            value = _constant_node_value(node)
-            if value is not None:
-                tensors[node.output[0]] = TensorInfo(
-                    node.output[0],
-                    dtype_name(onnx.helper.np_dtype_to_tensor_dtype(value.dtype)),
-                    tuple(int(d) for d in value.shape),
-                    "constant",
-                )
+        value = (
+            constants.get(node.output[0]) if node.op_type == "Constant" and node.output else None
+        )
+        if value is not None:
+            tensors[node.output[0]] = TensorInfo(
+                node.output[0],
+                dtype_name(onnx.helper.np_dtype_to_tensor_dtype(value.dtype)),
+                tuple(int(d) for d in value.shape),
+                "constant",
+            )
     return tensors
 
 

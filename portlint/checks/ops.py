@@ -72,10 +72,9 @@ def unsupported_op(ctx: CheckContext) -> Iterator[RawFinding]:
     limit = f"one of the {len(target.ops)} ops {target.name} lists"
     for node in _judged_nodes(ctx):
         support = support_for(node, target)
-        refused = _placed(node, target, "reject")
-        if refused is not None:
-            yield refused
-        elif not _uncovered_control_flow(node, target) and support is None:
+        if support is not None and support.placement == "reject":
+            yield _placed(node, target, "reject")
+        elif support is None and not _uncovered_control_flow(node, target):
             yield _refused(node, target, _unsupported_message(node, target), node.op_type, limit)
 
 

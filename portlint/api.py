@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portlint.config import Config, find_config, load_config
 from portlint.engine import ModelReport, check_model
@@ -12,6 +14,10 @@ from portlint.graph_view import build_view
 from portlint.model_io import load_for_check
 from portlint.rule import load_rules
 from portlint.target import Target, load_target, shipped_target_names
+
+if TYPE_CHECKING:
+    from portlint.fixer import FixOutcome
+    from portlint.passes import Pass
 
 
 def resolve_config(path: Path | None) -> Config:
@@ -46,3 +52,52 @@ def check_paths(paths: Iterable[Path], config: Config) -> list[ModelReport]:
         loaded = load_for_check(path, dict(config.input_shapes))
         reports.append(check_model(build_view(loaded), path, targets, rules, config))
     return reports
+
+
+@dataclass
+class FixRun:
+    """What ``fix_path`` did: the outcome, the files written, and the check of the output."""
+
+    outcome: FixOutcome | None
+    planned: list[tuple[Pass, str | None]]
+    written: list[Path]
+    output: Path | None
+    tail_output: Path | None
+    recheck: ModelReport | None
+
+
+def fix_path(
+    path: Path,
+    config: Config,
+    output: Path | None = None,
+    passes: Iterable[str] = (),
+    unsafe: bool = False,
+    dry_run: bool = False,
+    in_place: bool = False,
+    options: dict | None = None,
+) -> FixRun:
+    """Plan and run the passes on ``path`` for the one configured target; write atomically."""
+    from portlint.fixer import fix_model, plan
+    from portlint.model_io import load_for_fix
+    from portlint.model_write import check_destination, default_output, tail_output, write_model
+
+    targets = resolve_targets(config)
+    if len(targets) != 1:
+        names = ", ".join(t.name for t in targets)
+        raise ConfigError(f"fix works for one target at a time; got {names}")
+    target = targets[0]
+    output = path if in_place else (output or default_output(path))
+    check_destination(path, output, in_place)
+    model, external = load_for_fix(path)
+    shapes = dict(config.input_shapes)
+    if dry_run:
+        planned = plan(model, target, passes, unsafe, options, shapes)
+        return FixRun(None, planned, [], None, None, None)
+    outcome = fix_model(model, target, passes, unsafe, options, shapes, config)
+    written = write_model(outcome.model, output, external)
+    tail_path = None
+    if outcome.tail is not None:
+        tail_path = tail_output(output)
+        written += write_model(outcome.tail, tail_path, external)
+    recheck = check_paths([output], replace(config, targets=(target.name,)))[0]
+    return FixRun(outcome, [], written, output, tail_path, recheck)

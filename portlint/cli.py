@@ -137,6 +137,113 @@ def check(
     raise typer.Exit(EXIT_FINDINGS if failing else EXIT_OK)
 
 
+@app.command()
+def fix(
+    model: Annotated[Path, typer.Argument(help="ONNX model file.", show_default=False)],
+    target: Annotated[
+        str | None,
+        typer.Option("--target", "-t", help="Target name or profile YAML path."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Output path [default: NAME.portlint.onnx]."),
+    ] = None,
+    pass_names: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pass",
+            "-p",
+            help="Run only these passes (see `portlint passes`); repeatable or comma-separated.",
+        ),
+    ] = None,
+    unsafe_fixes: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-fixes", help="Also run interface-changing passes (strip-postprocess)."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
+    ] = False,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="Overwrite the input model (after verification).")
+    ] = False,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option", help="Pass option KEY=VALUE (e.g. cut=/model.22/Concat); repeatable."
+        ),
+    ] = None,
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option("--input-shape", help="Pin an input's dims: NAME:1,3,640,640; repeatable."),
+    ] = None,
+    fail_on: Annotated[
+        FailOn | None,
+        typer.Option(help="Lowest remaining severity that makes the exit code 1 [default: error]."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Config file (pyproject.toml or portlint.toml)."),
+    ] = None,
+) -> None:
+    """Rewrite MODEL so it runs on the target, proving each pass numerically."""
+    from portlint.api import fix_path, resolve_config
+    from portlint.config import parse_input_shape
+    from portlint.rule import Severity
+
+    cfg = resolve_config(config)
+    shapes = dict(parse_input_shape(s) for s in input_shape or ())
+    cfg = cfg.merged(
+        targets=(target,) if target else None,
+        input_shapes=shapes or None,
+        fail_on=Severity(fail_on.value) if fail_on else None,
+    )
+    run = fix_path(
+        model,
+        cfg,
+        output,
+        _split(pass_names),
+        unsafe=unsafe_fixes,
+        dry_run=dry_run,
+        in_place=in_place,
+        options=dict(_parse_option(o) for o in option or ()),
+    )
+    from portlint.report.fix_text import render_fix, render_plan
+
+    console = _console()
+    if dry_run:
+        render_plan(run.planned, console)
+        raise typer.Exit(EXIT_OK)
+    render_fix(run, console)
+    from portlint.report.text import render_text
+
+    console.print("\n[bold]check of the output[/]")
+    render_text([run.recheck], console)
+    failing = any(f.severity.rank >= cfg.fail_on.rank for f in run.recheck.findings)
+    raise typer.Exit(EXIT_FINDINGS if failing else EXIT_OK)
+
+
+def _parse_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"bad --option {text!r}; expected KEY=VALUE")
+    return key.strip(), value.strip()
+
+
+@app.command()
+def passes() -> None:
+    """List the rewrite passes with what they promise about the model's outputs."""
+    from portlint.passes import PASSES
+
+    console = _console()
+    for item in PASSES.values():
+        console.print(
+            f"{item.name:<18} {item.semantics.value:<19} {item.summary} "
+            f"[dim](resolves {', '.join(item.resolves)})[/]"
+        )
+
+
 @targets_app.callback()
 def targets_list(ctx: typer.Context) -> None:
     """List the shipped target profiles."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from portlint.checks.constraint import describe
+from portlint.passes import PASSES, Pass
 from portlint.rule import Rule, load_rules
 from portlint.target import Constraint, Fact, Target
 
@@ -44,10 +45,11 @@ def render_rule_markdown(rule: Rule, targets: list[Target] | None = None) -> str
         lines += ["## Example", "", f"    {rule.example}", ""]
     if rule.help:
         lines += ["## How to fix", "", rule.help, ""]
+    fixes = ", ".join(f"[{name}](../passes/{name}.md)" for name in rule.fixes)
     lines += [
         "## Fixed by `portlint fix`",
         "",
-        ", ".join(rule.fixes) if rule.fixes else "No rewrite pass resolves it yet.",
+        fixes or "No rewrite pass resolves it yet.",
         "",
     ]
     if targets is not None:
@@ -173,6 +175,55 @@ def _rules_index(rules: list[Rule]) -> str:
     return GENERATED + "\n".join(lines) + "\n"
 
 
+SEMANTICS_WORDS = {
+    "exact": "outputs identical up to float rounding; applied by default when it resolves a "
+    "finding; proven with onnxruntime before anything is written",
+    "interface-changing": "the model's outputs change (the graph is cut); runs with "
+    "--unsafe-fixes or when named; the kept part and tail(head(x)) are proven equal",
+    "approximate": "the numbers change and the model must be fine-tuned or retrained; runs "
+    "only when named; the deviation is measured and reported",
+}
+
+
+def render_pass_markdown(item: Pass) -> str:
+    options = [f"- `{o.name}`: {o.help}" for o in item.options]
+    registry = load_rules()
+    rules = ", ".join(
+        f"[{code}](../rules/{code}-{registry.get(code).name}.md)"
+        for code in item.resolves
+        if code in registry
+    )
+    return "\n".join(
+        [
+            f"# {item.name}",
+            "",
+            item.summary,
+            "",
+            f"Semantics: **{item.semantics.value}** — {SEMANTICS_WORDS[item.semantics.value]}.",
+            "",
+            "## Why",
+            "",
+            item.why,
+            "",
+            "## Resolves",
+            "",
+            rules or "—",
+            "",
+            *(["## Options (`--option KEY=VALUE`)", "", *options, ""] if options else []),
+            "## Run it",
+            "",
+            f"    portlint fix MODEL.onnx --target TARGET --pass {item.name}",
+            "",
+        ]
+    )
+
+
+def _passes_index(passes: list[Pass]) -> str:
+    lines = ["# Rewrite passes", "", "| pass | semantics | summary |", "|---|---|---|"]
+    lines += [f"| [{p.name}]({p.name}.md) | {p.semantics.value} | {p.summary} |" for p in passes]
+    return GENERATED + "\n".join(lines) + "\n"
+
+
 def render_docs() -> dict[str, str]:
     """Every generated doc page, keyed by its path under docs/."""
     from portlint.target import load_target, shipped_target_names
@@ -184,6 +235,10 @@ def render_docs() -> dict[str, str]:
         pages[f"rules/{rule.code}-{rule.name}.md"] = GENERATED + render_rule_markdown(rule, targets)
     for target in targets:
         pages[f"targets/{target.name}.md"] = GENERATED + render_target_markdown(target)
+    passes = list(PASSES.values())
+    pages["passes/README.md"] = _passes_index(passes)
+    for item in passes:
+        pages[f"passes/{item.name}.md"] = GENERATED + render_pass_markdown(item)
     return pages
 
 

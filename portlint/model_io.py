@@ -45,6 +45,40 @@ def load_for_check(
     model = _read_proto(path)
     _validate_structure(model, path)
     _validate_external_data(model, path)
+    return _prepare(model, path, input_shapes)
+
+
+def load_for_fix(path: str | Path) -> tuple[onnx.ModelProto, bool]:
+    """Load ``path`` with its weights for rewriting; also say if they were external data.
+
+    The same validation as ``load_for_check`` runs first, so a location that leaves the
+    model's folder is refused before any byte of it is read.
+    """
+    path = Path(path)
+    model = _read_proto(path)
+    _validate_structure(model, path)
+    _validate_external_data(model, path)
+    external = any(True for _ in _external_tensors(model))
+    if external:
+        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+    return model, external
+
+
+def view_model(
+    model: onnx.ModelProto, path: Path, input_shapes: dict[str, list[int]] | None = None
+) -> LoadedModel:
+    """Prepare an in-memory model (``fix``'s intermediate results) for checking.
+
+    Works on a copy with the large weights left out, so the caller's model is untouched.
+    """
+    light = onnx.ModelProto()
+    light.CopyFrom(model)
+    return _prepare(light, path, input_shapes)
+
+
+def _prepare(
+    model: onnx.ModelProto, path: Path, input_shapes: dict[str, list[int]] | None
+) -> LoadedModel:
     stripped = _strip_large_initializers(model)
     pins = dict(input_shapes or {})
     if pins:

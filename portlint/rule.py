@@ -7,15 +7,19 @@ loads and validates it, so the CLI, the reports and the generated docs all read 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portlint.errors import ProfileError, suggest
 from portlint.resources import data_dir
 from portlint.yaml_io import Where, expect_mapping, expect_type, read_yaml
+
+if TYPE_CHECKING:
+    from portlint.passes import Pass
 
 CODE_PATTERN = re.compile(r"^PL\d{3}$")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -31,7 +35,6 @@ RULE_KEYS = (
     "why",
     "check",
     "help",
-    "fixes",
     "example",
     "references",
 )
@@ -72,7 +75,7 @@ class Rule:
         return f"{self.code} {self.name}"
 
 
-def _load_rule(path: Path, known_checks: frozenset[str]) -> Rule:
+def _load_rule(path: Path, known_checks: frozenset[str], passes: Mapping[str, Pass]) -> Rule:
     where = Where(path)
     data = expect_mapping(
         read_yaml(path),
@@ -99,9 +102,7 @@ def _load_rule(path: Path, known_checks: frozenset[str]) -> Rule:
         raise (where / "check").error(
             f"no check named {data['check']!r} (known: {', '.join(sorted(known_checks))})"
         )
-    fixes = tuple(data.get("fixes") or ())
-    if fixes:
-        raise (where / "fixes").error(f"no rewrite pass named {fixes[0]!r}")
+    fixes = tuple(p.name for p in passes.values() if code in p.resolves)
     return Rule(
         code,
         name,
@@ -162,12 +163,13 @@ class RuleRegistry:
 def load_rules(folder: Path | None = None) -> RuleRegistry:
     """Load every ``PLnnn-*.yaml`` in ``folder`` (default: the shipped rules)."""
     from portlint.checks import CHECKS
+    from portlint.passes import PASSES
 
     folder = folder or data_dir("rules")
     files = sorted(folder.glob("PL*.yaml"))
     if not files:
         raise ProfileError(f"{folder}: no rule files found (broken installation?)")
-    rules = [_load_rule(path, frozenset(CHECKS)) for path in files]
+    rules = [_load_rule(path, frozenset(CHECKS), PASSES) for path in files]
     seen: dict[str, Path] = {}
     for rule in rules:
         if rule.code in seen:

@@ -37,4 +37,4 @@ def check(name: str) -> Callable[[CheckFunction], CheckFunction]:
     return register
 
 
-from portlint.checks import constraint, ops, shapes  # noqa: E402,F401  (registration)
+from portlint.checks import constraint, ops, postprocess, shapes  # noqa: E402,F401  (registration)

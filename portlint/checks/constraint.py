@@ -53,6 +53,17 @@ def _value(field_name: str, subject: NodeView | TensorInfo, view: GraphView) -> 
     return field.get(subject, view)
 
 
+def conditions_hold(c: Constraint, subject: NodeView | TensorInfo, view: GraphView) -> bool:
+    """Whether ``c``'s when/unless conditions let it apply to ``subject``.
+
+    Raises ``Unknown`` when the model leaves a condition's field open.
+    """
+    for condition, required in ((c.when, True), (c.unless, False)):
+        if condition is not None and _holds(condition, subject, view) is not required:
+            return False
+    return True
+
+
 def _holds(condition: Condition, subject: NodeView | TensorInfo, view: GraphView) -> bool | None:
     """Whether a when/unless condition holds; None when it does not apply to this subject."""
     value = _value(condition.field, subject, view)
@@ -146,9 +157,8 @@ def evaluate(
 ) -> RawFinding | None:
     """Apply one constraint to one subject: a violation, an 'unevaluable' finding, or None."""
     try:
-        for condition, required in ((c.when, True), (c.unless, False)):
-            if condition is not None and _holds(condition, subject, view) is not required:
-                return None
+        if not conditions_hold(c, subject, view):
+            return None
         if c.predicate == "table":
             return _table_violation(c, subject, view, table_names or table_fields(c))
         return _field_violation(c, subject, view)

@@ -13,7 +13,7 @@ CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
-def _in_domain(node: NodeView, target: Target) -> bool:
+def in_target_domain(node: NodeView, target: Target) -> bool:
     domains = {"" if d == "ai.onnx" else d for d in target.domains}
     return ("" if node.domain == "ai.onnx" else node.domain) in domains
 
@@ -29,7 +29,7 @@ def support_for(node: NodeView, target: Target) -> OpSupport | None:
 
 def _judged_nodes(ctx: CheckContext) -> Iterator[NodeView]:
     """Live nodes in a domain the target accepts (other domains are PL104's business)."""
-    return (n for n in ctx.view.live_nodes() if _in_domain(n, ctx.target))
+    return (n for n in ctx.view.live_nodes() if in_target_domain(n, ctx.target))
 
 
 def _unsupported_message(node: NodeView, target: Target) -> str:
@@ -156,7 +156,7 @@ def unsupported_domain(ctx: CheckContext) -> Iterator[RawFinding]:
     target = ctx.target
     limit = "domains: " + ", ".join(d or "ai.onnx" for d in target.domains)
     for node in ctx.view.live_nodes():
-        if not _in_domain(node, target):
+        if not in_target_domain(node, target):
             message = (
                 f"{node.qualified_op} is in domain {node.domain!r}, which {target.name} "
                 "does not accept"

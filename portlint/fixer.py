@@ -1,0 +1,238 @@
+"""``portlint fix``: plan the passes, run each one, and prove it kept its promise."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from portlint.config import Config
+from portlint.engine import TargetReport
+from portlint.errors import EXIT_FINDINGS, PortlintError
+from portlint.in_memory import check_in_memory, view_of
+from portlint.numerics import Deviation, NumericsError, compare, random_inputs, run
+from portlint.passes import PASSES, Pass, PassContext, PassResult, Semantics, get_pass
+from portlint.target import Target
+
+PROTOBUF_LIMIT = 2**31 - 1
+__all__ = ["FixError", "FixOutcome", "Step", "check_in_memory", "fix_model", "plan", "view_of"]
+
+
+class FixError(PortlintError):
+    """A pass broke its promise (or produced an invalid model): nothing is written."""
+
+    exit_code = EXIT_FINDINGS
+
+
+@dataclass
+class Step:
+    """One pass as run: why, what it changed, and how it was proven."""
+
+    pass_: Pass
+    reason: str
+    result: PassResult | None = None
+    deviations: list[Deviation] = field(default_factory=list)
+    head_deviations: list[Deviation] = field(default_factory=list)
+    verification: str = ""
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return self.result is not None and self.result.changed
+
+
+@dataclass
+class FixOutcome:
+    before_model: onnx.ModelProto
+    model: onnx.ModelProto
+    tail: onnx.ModelProto | None
+    steps: list[Step]
+    before: TargetReport
+    after: TargetReport
+
+    @property
+    def changed(self) -> bool:
+        return any(step.changed for step in self.steps)
+
+
+def candidates(names: Iterable[str], unsafe: bool) -> list[tuple[Pass, str | None]]:
+    """The passes ``fix`` considers, in run order, each with a fixed reason or None.
+
+    Named passes always run. Otherwise exact passes run when they have something to do,
+    interface-changing ones only with ``--unsafe-fixes``, approximate ones never unasked.
+    """
+    named = {get_pass(name).name for name in names}
+    chosen = []
+    for item in PASSES.values():
+        if item.name in named:
+            chosen.append((item, "named with --pass"))
+        elif not named and (
+            item.semantics is Semantics.EXACT or (item.semantics is Semantics.INTERFACE and unsafe)
+        ):
+            chosen.append((item, None))
+    return chosen
+
+
+def plan(
+    model: onnx.ModelProto,
+    target: Target,
+    names: Iterable[str] = (),
+    unsafe: bool = False,
+    options: Mapping[str, Any] | None = None,
+    input_shapes: Mapping[str, list[int]] | None = None,
+) -> list[tuple[Pass, str | None]]:
+    """What ``fix`` would run on ``model`` as it is now: (pass, reason) or reason None."""
+    ctx = PassContext(model, target, dict(options or {}), dict(input_shapes or {}))
+    return [(item, reason or item.wanted(ctx)) for item, reason in candidates(names, unsafe)]
+
+
+def fix_model(
+    model: onnx.ModelProto,
+    target: Target,
+    names: Iterable[str] = (),
+    unsafe: bool = False,
+    options: Mapping[str, Any] | None = None,
+    input_shapes: Mapping[str, list[int]] | None = None,
+    config: Config | None = None,
+) -> FixOutcome:
+    """Run the planned passes one by one, verifying each; raise ``FixError`` on a broken promise."""
+    shapes = dict(input_shapes or {})
+    before_report = check_in_memory(model, target, shapes, config)
+    prover = _Prover(model, shapes)
+    current, tail, steps = model, None, []
+    for item, fixed_reason in candidates(names, unsafe):
+        ctx = PassContext(_copy(current), target, dict(options or {}), shapes)
+        reason = fixed_reason or item.wanted(ctx)
+        if reason is None:
+            continue
+        step = Step(item, reason)
+        started = time.perf_counter()
+        step.result = item.run(ctx)
+        if step.changed:
+            _validate(step.result.model, item)
+            if step.result.tail is not None:
+                _validate(step.result.tail, item, "its tail model")
+            prover.prove(step)
+            if step.result.tail is not None:
+                tail = _compose_tails(step.result.tail, tail)
+            current = step.result.model
+        step.seconds = time.perf_counter() - started
+        steps.append(step)
+    after_report = check_in_memory(current, target, shapes, config)
+    return FixOutcome(model, current, tail, steps, before_report, after_report)
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
+
+
+def _compose_tails(new: onnx.ModelProto, old: onnx.ModelProto | None) -> onnx.ModelProto:
+    if old is None:
+        return new
+    raise FixError("the graph was cut twice in one run; run strip-postprocess once")
+
+
+def _validate(model: onnx.ModelProto, item: Pass, what: str = "the model") -> None:
+    """Full onnx.checker and strict shape inference: a pass must leave a valid model."""
+    try:
+        if model.ByteSize() < PROTOBUF_LIMIT:
+            onnx.checker.check_model(model, full_check=True)
+        else:  # too big to serialise in one piece: check the structure without shapes
+            onnx.checker.check_model(model)
+    except Exception as exc:
+        raise FixError(
+            f"pass {item.name} produced an invalid model ({what}): {_first_line(exc)}; "
+            "nothing written"
+        ) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _Prover:
+    """Holds the seeded inputs and the current model's outputs, and proves each step."""
+
+    def __init__(self, model: onnx.ModelProto, shapes: Mapping[str, list[int]]):
+        self.feeds = random_inputs(model, shapes)
+        self.reference: dict[str, np.ndarray] | None = None
+        self.model = model
+        self.unprovable = ""
+        if model.ByteSize() >= PROTOBUF_LIMIT:
+            self.unprovable = "model exceeds the 2 GB protobuf limit onnxruntime loads from memory"
+        else:
+            try:
+                self.reference = run(model, self.feeds)
+            except NumericsError as exc:
+                self.unprovable = str(exc)
+
+    def prove(self, step: Step) -> None:
+        result = step.result
+        assert result is not None
+        if self.reference is None:
+            step.verification = f"not verified numerically: {self.unprovable}"
+            self.model = result.model
+            return
+        semantics = step.pass_.semantics
+        try:
+            if semantics is Semantics.INTERFACE:
+                self._prove_cut(step)
+            else:
+                outputs = run(result.model, self.feeds)
+                step.deviations = compare(self.reference, outputs)
+                self.reference = outputs
+        except NumericsError as exc:
+            raise FixError(
+                f"pass {step.pass_.name}: cannot run its output in onnxruntime ({exc}); "
+                "nothing written"
+            ) from exc
+        if semantics is Semantics.EXACT:
+            self._require_exact(step, step.deviations, "output")
+        step.verification = _verified_text(semantics, len(self.feeds))
+        self.model = result.model
+
+    def _prove_cut(self, step: Step) -> None:
+        """Head outputs must equal the cut tensors, and tail(head(x)) the old outputs."""
+        result = step.result
+        assert result is not None and self.reference is not None
+        cut = [o.name for o in result.model.graph.output]
+        original = run(self.model, self.feeds, [*self.reference, *cut])
+        head = run(result.model, self.feeds)
+        step.head_deviations = compare({name: original[name] for name in cut}, head)
+        self._require_exact(step, step.head_deviations, "kept tensor")
+        if result.tail is not None:
+            composed = run(result.tail, {**self.feeds, **head})  # a tail may read inputs too
+            step.deviations = compare(self.reference, composed)
+            self._require_exact(step, step.deviations, "tail(head(x)) output")
+        self.reference = head
+
+    @staticmethod
+    def _require_exact(step: Step, deviations: list[Deviation], what: str) -> None:
+        for item in deviations:
+            if not item.within():
+                raise FixError(
+                    f"pass {step.pass_.name} is declared {step.pass_.semantics.value} but "
+                    f"changed {what} {item.name!r} (max abs error {item.max_abs:.3g}, "
+                    f"cosine {item.cosine:.6f}); nothing written"
+                )
+
+
+def _verified_text(semantics: Semantics, inputs: int) -> str:
+    what = {
+        Semantics.EXACT: "outputs equal",
+        Semantics.INTERFACE: "kept tensors equal and tail(head(x)) equals the original",
+        Semantics.APPROXIMATE: "deviation measured",
+    }[semantics]
+    return f"{what} on seeded random inputs ({inputs} input tensors, onnxruntime, no fusion)"
+
+
+def op_counts(model: onnx.ModelProto) -> Counter[str]:
+    return Counter(node.op_type for node in model.graph.node)

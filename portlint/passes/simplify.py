@@ -1,0 +1,59 @@
+"""simplify: fold constant subgraphs and drop no-op nodes with onnxsim.
+
+Exporters leave shape arithmetic (Shape, Gather, Concat, Unsqueeze) that is constant once
+shapes are static; vendor parsers choke on it or place it on the CPU. onnxsim folds it with
+onnxruntime and removes identities. It cannot handle models beyond the 2 GB protobuf limit,
+so those are skipped with a note rather than half-simplified.
+"""
+
+from __future__ import annotations
+
+from portlint.passes import Pass, PassContext, PassResult, Semantics, register
+from portlint.passes.surgery import keep_model_fields
+
+PROTOBUF_LIMIT = 2**31 - 1
+NOOP_OPS = ("Identity", "Dropout")
+
+
+def wanted(ctx: PassContext) -> str | None:
+    from portlint.in_memory import view_of
+
+    view = view_of(ctx.model, ctx.input_shapes)
+    folded = sum(1 for n in view.nodes if n.folded and n.op_type != "Constant")
+    noops = sum(1 for n in view.nodes if n.op_type in NOOP_OPS)
+    parts = [f"{folded} node(s) fold to constants"] if folded else []
+    parts += [f"{noops} Identity/Dropout node(s)"] if noops else []
+    return "; ".join(parts) or None
+
+
+def run(ctx: PassContext) -> PassResult:
+    if ctx.model.ByteSize() >= PROTOBUF_LIMIT:
+        return PassResult(
+            ctx.model, skipped=["model exceeds the 2 GB protobuf limit onnxsim needs"]
+        )
+    import onnxsim
+
+    before = len(ctx.model.graph.node)
+    try:
+        simplified, _ = onnxsim.simplify(ctx.model, check_n=0, perform_optimization=True)
+    except Exception as exc:  # onnxsim raises bare RuntimeErrors from C++
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return PassResult(ctx.model, skipped=[f"onnxsim could not simplify the model: {first}"])
+    keep_model_fields(simplified, ctx.model)
+    after = len(simplified.graph.node)
+    if after == before and simplified.graph == ctx.model.graph:
+        return PassResult(ctx.model)
+    return PassResult(simplified, [f"{before} -> {after} nodes (constants folded, no-ops removed)"])
+
+
+register(
+    Pass(
+        name="simplify",
+        summary="Fold constant subgraphs and remove no-op nodes (onnxsim).",
+        semantics=Semantics.EXACT,
+        resolves=("PL101", "PL102", "PL107"),
+        run=run,
+        wanted=wanted,
+        why=__doc__.split("\n\n", 1)[1].strip(),
+    )
+)

@@ -1,0 +1,88 @@
+"""onnx-graphsurgeon in and out, without losing what graphsurgeon does not carry.
+
+graphsurgeon's export writes the current IR version and drops model-level fields; a user's
+model must come back with its own IR version, opsets, producer and metadata (onnxruntime
+and vendor toolchains refuse IR versions newer than they know).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+
+if TYPE_CHECKING:
+    import onnx_graphsurgeon as gs
+
+
+def to_graph(model: onnx.ModelProto) -> gs.Graph:
+    import onnx_graphsurgeon as gs  # imported on use: ``check`` never needs it
+
+    return gs.import_onnx(model)
+
+
+def to_model(graph: gs.Graph, like: onnx.ModelProto) -> onnx.ModelProto:
+    """Export ``graph`` cleaned and sorted, with ``like``'s IR version, opsets and metadata."""
+    import onnx_graphsurgeon as gs
+
+    graph.cleanup(remove_unused_graph_inputs=False).toposort()
+    model = gs.export_onnx(graph, do_type_check=False)
+    keep_model_fields(model, like)
+    return model
+
+
+def keep_model_fields(model: onnx.ModelProto, like: onnx.ModelProto) -> None:
+    """Copy IR version, opset imports, producer, metadata and functions from ``like``."""
+    model.ir_version = like.ir_version
+    kept = {o.domain for o in like.opset_import}
+    added = [
+        onnx.OperatorSetIdProto(domain=o.domain, version=o.version)
+        for o in model.opset_import
+        if o.domain not in kept
+    ]  # a pass added a domain
+    del model.opset_import[:]
+    model.opset_import.extend([*like.opset_import, *added])
+    for name in ("producer_name", "producer_version", "domain", "model_version", "doc_string"):
+        setattr(model, name, getattr(like, name))
+    del model.metadata_props[:]
+    model.metadata_props.extend(like.metadata_props)
+    del model.functions[:]
+    model.functions.extend(like.functions)
+    model.graph.name = like.graph.name
+
+
+def constant(name: str, value: np.ndarray) -> gs.Constant:
+    import onnx_graphsurgeon as gs
+
+    return gs.Constant(name, np.ascontiguousarray(value))
+
+
+def unique_name(graph: gs.Graph, base: str) -> str:
+    """A tensor/node name not used in ``graph`` yet, remembered so it is never handed out twice.
+
+    The set of names is built once per graph and kept on it, so a pass that adds thousands of
+    nodes stays linear; every name a pass invents must come from here.
+    """
+    taken = graph.__dict__.get("_portlint_names")
+    if taken is None:
+        taken = set(graph.tensors()) | {n.name for n in graph.nodes}
+        graph.__dict__["_portlint_names"] = taken
+    name, index = base, 0
+    while name in taken:
+        index += 1
+        name = f"{base}_{index}"
+    taken.add(name)
+    return name
+
+
+def constant_value(tensor: gs.Tensor) -> np.ndarray | None:
+    """The value of an initializer or of a Constant node's output; None for computed tensors."""
+    import onnx_graphsurgeon as gs
+
+    if isinstance(tensor, gs.Constant):
+        return np.asarray(tensor.values)
+    producer = tensor.inputs[0] if len(tensor.inputs) == 1 else None
+    if producer is not None and producer.op == "Constant" and "value" in producer.attrs:
+        return np.asarray(producer.attrs["value"].values)
+    return None

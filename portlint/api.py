@@ -77,7 +77,7 @@ def fix_path(
     options: dict | None = None,
 ) -> FixRun:
     """Plan and run the passes on ``path`` for the one configured target; write atomically."""
-    from portlint.fixer import fix_model, plan
+    from portlint.fixer import FixRequest, fix_model, plan
     from portlint.model_io import load_for_fix
     from portlint.model_write import check_destination, default_output, tail_output, write_model
 
@@ -89,11 +89,10 @@ def fix_path(
     output = path if in_place else (output or default_output(path))
     check_destination(path, output, in_place)
     model, external = load_for_fix(path)
-    shapes = dict(config.input_shapes)
+    request = FixRequest(tuple(passes), unsafe, dict(options or {}), dict(config.input_shapes))
     if dry_run:
-        planned = plan(model, target, passes, unsafe, options, shapes)
-        return FixRun(None, planned, [], None, None, None)
-    outcome = fix_model(model, target, passes, unsafe, options, shapes, config)
+        return FixRun(None, plan(model, target, request), [], None, None, None)
+    outcome = fix_model(model, target, request, config)
     written = write_model(outcome.model, output, external)
     tail_path = None
     if outcome.tail is not None:

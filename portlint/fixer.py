@@ -20,7 +20,16 @@ from portlint.passes import PASSES, Pass, PassContext, PassResult, Semantics, ge
 from portlint.target import Target
 
 PROTOBUF_LIMIT = 2**31 - 1
-__all__ = ["FixError", "FixOutcome", "Step", "check_in_memory", "fix_model", "plan", "view_of"]
+__all__ = [
+    "FixError",
+    "FixOutcome",
+    "FixRequest",
+    "Step",
+    "check_in_memory",
+    "fix_model",
+    "plan",
+    "view_of",
+]
 
 
 class FixError(PortlintError):
@@ -78,35 +87,43 @@ def candidates(names: Iterable[str], unsafe: bool) -> list[tuple[Pass, str | Non
     return chosen
 
 
+@dataclass(frozen=True)
+class FixRequest:
+    """What the user asked ``fix`` for: passes by name, unsafe fixes, options, pinned shapes."""
+
+    passes: tuple[str, ...] = ()
+    unsafe: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+    input_shapes: Mapping[str, list[int]] = field(default_factory=dict)
+
+    def context(self, model: onnx.ModelProto, target: Target) -> PassContext:
+        return PassContext(model, target, dict(self.options), dict(self.input_shapes))
+
+
 def plan(
-    model: onnx.ModelProto,
-    target: Target,
-    names: Iterable[str] = (),
-    unsafe: bool = False,
-    options: Mapping[str, Any] | None = None,
-    input_shapes: Mapping[str, list[int]] | None = None,
+    model: onnx.ModelProto, target: Target, request: FixRequest = FixRequest()
 ) -> list[tuple[Pass, str | None]]:
     """What ``fix`` would run on ``model`` as it is now: (pass, reason) or reason None."""
-    ctx = PassContext(model, target, dict(options or {}), dict(input_shapes or {}))
-    return [(item, reason or item.wanted(ctx)) for item, reason in candidates(names, unsafe)]
+    ctx = request.context(model, target)
+    return [
+        (item, reason or item.wanted(ctx))
+        for item, reason in candidates(request.passes, request.unsafe)
+    ]
 
 
 def fix_model(
     model: onnx.ModelProto,
     target: Target,
-    names: Iterable[str] = (),
-    unsafe: bool = False,
-    options: Mapping[str, Any] | None = None,
-    input_shapes: Mapping[str, list[int]] | None = None,
+    request: FixRequest = FixRequest(),
     config: Config | None = None,
 ) -> FixOutcome:
     """Run the planned passes one by one, verifying each; raise ``FixError`` on a broken promise."""
-    shapes = dict(input_shapes or {})
+    shapes = dict(request.input_shapes)
     before_report = check_in_memory(model, target, shapes, config)
     prover = _Prover(model, shapes)
     current, tail, steps = model, None, []
-    for item, fixed_reason in candidates(names, unsafe):
-        ctx = PassContext(_copy(current), target, dict(options or {}), shapes)
+    for item, fixed_reason in candidates(request.passes, request.unsafe):
+        ctx = request.context(_copy(current), target)
         reason = fixed_reason or item.wanted(ctx)
         if reason is None:
             continue

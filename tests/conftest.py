@@ -20,6 +20,25 @@ from portlint.target import load_target
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 IR_VERSION = 8
+MINI_PROFILE = {
+    "portlint_profile": 1,
+    "name": "mini",
+    "display_name": "Mini",
+    "toolchain": {"name": "minic", "version": "1.0"},
+    "sources": {"manual": {"title": "Manual", "url": "https://example.invalid", "version": "1"}},
+    "unsupported_ops": {"effect": "reject", "source": "manual"},
+    "ops": [{"source": "manual", "names": ["Conv", "Relu"]}],
+    "constraints": [
+        {
+            "rule": "PL220",
+            "ops": ["Conv"],
+            "field": "out_channels",
+            "multiple_of": 4,
+            "source": "manual",
+        }
+    ],
+}
+"""A tiny valid profile: Conv and Relu, Conv output channels a multiple of 4."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

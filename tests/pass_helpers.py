@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from portlint.fixer import FixOutcome, fix_model
+from portlint.fixer import FixOutcome, FixRequest, fix_model
 from portlint.numerics import compare, random_inputs, run
 from portlint.target import load_target
 
@@ -40,7 +40,7 @@ def apply(model: onnx.ModelProto, target: str, pass_name: str, **kwargs) -> FixO
     """Run one named pass through ``fix`` and check its promise independently."""
     before = onnx.ModelProto()
     before.CopyFrom(model)
-    outcome = fix_model(model, load_target(target), [pass_name], **kwargs)
+    outcome = fix_model(model, load_target(target), FixRequest((pass_name,), **kwargs))
     assert model == before, "fix must not modify the model it was given"
     onnx.checker.check_model(outcome.model, full_check=True)
     assert outcome.model.ir_version == model.ir_version

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import yaml
-from conftest import FIXTURES
+from conftest import FIXTURES, MINI_PROFILE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -22,30 +22,13 @@ from portlint.target import Target, load_target
 
 IR_VERSION = 8
 OPSET = 17
-PROFILE = {
-    "portlint_profile": 1,
-    "name": "mini-npu",
-    "display_name": "Mini NPU",
-    "toolchain": {"name": "minic", "version": "1.0"},
-    "sources": {"manual": {"title": "Manual", "url": "https://example.invalid", "version": "1"}},
-    "unsupported_ops": {"effect": "reject", "source": "manual"},
-    "ops": [{"source": "manual", "names": ["Conv", "Relu"]}],
-    "constraints": [
-        {
-            "rule": "PL220",
-            "ops": ["Conv"],
-            "field": "out_channels",
-            "multiple_of": 4,
-            "source": "manual",
-        }
-    ],
-}
+PROFILE = MINI_PROFILE
 
 
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory: pytest.TempPathFactory) -> Target:
     """A profile whose only limit is Conv output channels multiple of 4."""
-    path = tmp_path_factory.mktemp("profile") / "mini-npu.yaml"
+    path = tmp_path_factory.mktemp("profile") / "mini.yaml"
     path.write_text(yaml.safe_dump(PROFILE))
     return load_target(str(path))
 
@@ -55,8 +38,8 @@ def mini_in(tmp_path_factory: pytest.TempPathFactory) -> Target:
     """The mini profile plus Conv input channels multiple of 8."""
     data = yaml.safe_load(yaml.safe_dump(PROFILE))
     data["constraints"].append({**data["constraints"][0], "field": "in_channels", "multiple_of": 8})
-    path = tmp_path_factory.mktemp("profile") / "mini-npu-in.yaml"
-    path.write_text(yaml.safe_dump({**data, "name": "mini-npu-in"}))
+    path = tmp_path_factory.mktemp("profile") / "mini-in.yaml"
+    path.write_text(yaml.safe_dump({**data, "name": "mini-in"}))
     return load_target(str(path))
 
 

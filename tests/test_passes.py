@@ -207,5 +207,5 @@ def test_silu_passes_are_approximate_and_report_the_deviation():
 
 def test_approximate_passes_never_run_unasked():
     model = onnx.load(str(FIXTURES / "yolov8n.onnx"))
-    outcome = fix_model(model, load_target("hailo8"), unsafe=False)
+    outcome = fix_model(model, load_target("hailo8"))
     assert all(s.pass_.semantics is Semantics.EXACT for s in outcome.steps)

@@ -6,29 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import MINI_PROFILE
 
 from portlint.errors import ProfileError, UnknownNameError
 from portlint.rule import load_rules
 from portlint.target import load_target, parse_target, shipped_target_names
 
-BASE = {
-    "portlint_profile": 1,
-    "name": "mini",
-    "display_name": "Mini",
-    "toolchain": {"name": "minic", "version": "1.0"},
-    "sources": {"manual": {"title": "Manual", "url": "https://example.invalid", "version": "1"}},
-    "unsupported_ops": {"effect": "reject", "source": "manual"},
-    "ops": [{"source": "manual", "names": ["Conv"]}],
-    "constraints": [
-        {
-            "rule": "PL220",
-            "ops": ["Conv"],
-            "field": "out_channels",
-            "multiple_of": 4,
-            "source": "manual",
-        }
-    ],
-}
+BASE = MINI_PROFILE
 
 
 def _parse(tmp_path: Path, **changes):

@@ -19,7 +19,7 @@ from portlint.passes import Pass, PassContext, PassResult, Semantics, register
 from portlint.passes.surgery import constant, constant_value, to_graph, to_model, unique_name
 from portlint.patterns import HARD_SWISH_ALPHA, HARD_SWISH_BETA
 
-RULES = ("PL101", "PL102", "PL107")
+RULES = ("PL101", "PL102")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from portlint.passes.surgery import keep_model_fields
 from portlint.postprocess import find_tail, is_constant, is_postprocess_op
 
 IN_MEMORY = Path("<in memory>")
-RULES = ("PL108", "PL101", "PL102", "PL106", "PL107", "PL204")
+RULES = ("PL108", "PL101", "PL102", "PL106", "PL107", "PL203", "PL204")
 CUT_OPTION = PassOption(
     "cut",
     "comma-separated tensor or node names to cut at instead of the detected head outputs "

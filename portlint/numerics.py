@@ -34,8 +34,11 @@ class Deviation:
     mean_abs: float
     max_abs: float
     max_reference: float
+    integral: bool = False  # int/bool outputs (NMS indices, counts) have no rounding to forgive
 
     def within(self, atol: float = EXACT_ATOL, rtol: float = EXACT_RTOL) -> bool:
+        if self.integral:
+            return self.max_abs == 0
         return self.max_abs <= atol + rtol * self.max_reference
 
     def describe(self) -> str:
@@ -121,8 +124,9 @@ def deviation(name: str, reference: np.ndarray, candidate: np.ndarray) -> Deviat
     got = candidate.astype(np.float64).ravel()
     both_nan = np.isnan(ref) & np.isnan(got)
     ref, got = np.where(both_nan, 0.0, ref), np.where(both_nan, 0.0, got)
+    integral = not np.issubdtype(reference.dtype, np.floating)
     if ref.size == 0:
-        return Deviation(name, 1.0, 0.0, 0.0, 0.0)
+        return Deviation(name, 1.0, 0.0, 0.0, 0.0, integral)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(ref - got)
         diff = np.where(np.isnan(diff), np.inf, diff)
@@ -135,6 +139,7 @@ def deviation(name: str, reference: np.ndarray, candidate: np.ndarray) -> Deviat
         float(diff.mean()),
         float(diff.max()),
         float(finite.max()) if finite.size else 0.0,
+        integral,
     )
 
 

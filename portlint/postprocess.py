@@ -5,6 +5,10 @@ and NMS on the host: those ops quantize badly, run slowly on the NPU or not at a
 PL108 rule and the strip-postprocess pass must agree on where that cut is, so the detection
 lives here, as a pure function of the weight-free ``GraphView`` that ``check`` builds
 (initializers over 4096 elements have a shape but no value there).
+
+A classifier's final TopK is post-processing too, but no detector: such a tail is found
+(``Tail.detector`` is False) and left to the caller to judge against the target, since
+cutting it is only worth it when the target cannot run the top-k.
 """
 
 from __future__ import annotations
@@ -67,9 +71,13 @@ NAMED_SIGNALS = {
     "Pow": "Pow decode",
 }
 DETECTOR_SIGNALS = frozenset(
-    {"DFL", "NMS", "TopK", "NonZero", "GatherND", "Range", "anchor grid", "Pow decode"}
+    {"DFL", "NMS", "NonZero", "GatherND", "Range", "anchor grid", "Pow decode"}
 )
 """Signals no classifier tail has; Sigmoid/Softmax alone do not make a detector."""
+TOP_K_SIGNALS = frozenset({"TopK"})
+"""Detectors select top-k candidates, but a classifier's top-5 ends in a TopK as well."""
+TAIL_SIGNALS = DETECTOR_SIGNALS | TOP_K_SIGNALS
+"""A tail needs one of these to be found at all."""
 SIGNAL_ORDER = (
     "DFL",
     "NMS",
@@ -108,6 +116,16 @@ class Tail:
     graph_inputs: tuple[str, ...] = ()
     """Graph inputs the tail reads besides the cuts (e.g. an original image size)."""
 
+    @property
+    def detector(self) -> bool:
+        """Whether a detector signal shows (a top-k alone may be a classifier's)."""
+        return bool(DETECTOR_SIGNALS & set(self.signals))
+
+    @property
+    def kind(self) -> str:
+        """'post-processing tail', or 'top-k tail' when nothing marks it a detector's."""
+        return "post-processing tail" if self.detector else "top-k tail"
+
     def head_label(self) -> str:
         """'6 head Convs' or '2 head nodes': what the model ends at after the cut."""
         kinds = set(self.head_ops)
@@ -118,24 +136,25 @@ class Tail:
 
     def describe(self) -> str:
         return (
-            f"post-processing tail of {len(self.nodes)} nodes ({', '.join(self.signals)}) "
+            f"{self.kind} of {len(self.nodes)} nodes ({', '.join(self.signals)}) "
             f"after {self.head_label()}"
         )
 
 
 def find_tail(view: GraphView) -> Tail | None:
-    """The detector post-processing tail of ``view``, or None when there is none worth cutting.
+    """The post-processing tail of ``view``, or None when there is none worth cutting.
 
     A node is in the tail when its op is post-processing-like and every consumer of its
     outputs is in the tail too (or the output is a graph output). A tail counts only with a
-    detector signal (DFL, NMS, TopK, an anchor grid...): a classifier's final Softmax is not
-    worth a cut.
+    detector signal (DFL, NMS, an anchor grid...) or a TopK: a classifier's final Softmax is
+    not worth a cut. A tail whose only such signal is TopK may be a classifier's top-k
+    (``Tail.detector`` is False); whether that is worth a cut depends on the target.
     """
     members = _members(view)
     nodes = [n for n in view.nodes if n.name in members]
     cuts, graph_inputs = _boundary(view, nodes, members)
     signals = _signals(view, nodes)
-    if not cuts or not DETECTOR_SIGNALS & set(signals):
+    if not cuts or not TAIL_SIGNALS & set(signals):
         return None
     producers = [view.producer(name) for name in cuts]
     heads = list({p.name: p for p in producers if p is not None}.values())

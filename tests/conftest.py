@@ -93,8 +93,14 @@ def findings_of(report: ModelReport, rule: str | None = None, location: str | No
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m portlint`` as a user would, capturing both streams."""
-    return subprocess.run(
+    """Run ``python -m portlint`` as a user would, capturing both streams.
+
+    Every ``fix`` run in the tests also proves that the input model's bytes did not change
+    (unless the test asked for ``--in-place``).
+    """
+    guarded = _fix_input(args, cwd or ROOT)
+    before = guarded.read_bytes() if guarded else None
+    result = subprocess.run(
         [sys.executable, "-m", "portlint", *args],
         capture_output=True,
         text=True,
@@ -102,6 +108,19 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         env=_clean_env(),
         timeout=120,
     )
+    if guarded is not None:
+        assert guarded.read_bytes() == before, f"fix changed its input {guarded}"
+    return result
+
+
+def _fix_input(args: tuple[str, ...], cwd: Path) -> Path | None:
+    """The model file a ``fix`` invocation reads, when it must stay untouched."""
+    if "fix" not in args or "--in-place" in args:
+        return None
+    after = args[args.index("fix") + 1 :]
+    model = next((a for a in after if a.endswith(".onnx")), None)
+    path = cwd / model if model else None
+    return path if path is not None and path.is_file() else None
 
 
 def _clean_env() -> dict[str, str]:

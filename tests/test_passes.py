@@ -209,3 +209,36 @@ def test_approximate_passes_never_run_unasked():
     model = onnx.load(str(FIXTURES / "yolov8n.onnx"))
     outcome = fix_model(model, load_target("hailo8"))
     assert all(s.pass_.semantics is Semantics.EXACT for s in outcome.steps)
+
+
+def test_silu_as_a_local_function_op_is_recognised():
+    """Exporters that keep SiLU as a function (op 'SiLU' in a custom domain) are rewritten too."""
+    silu = onnx.parser.parse_function(
+        """
+        <domain: "custom", opset_import: ["": 17]>
+        SiLU (x) => (y) {
+            s = Sigmoid(x)
+            y = Mul(x, s)
+        }
+        """
+    )
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("SiLU", ["c"], ["y"], name="act", domain="custom"),
+    ]
+    model = model_of(nodes, [("x", [1, 3, 8, 8])], [("y", [1, 4, 8, 8])], [weight("w", 4, 3, 1, 1)])
+    model.opset_import.add(domain="custom", version=1)
+    model.functions.append(silu)
+    outcome = apply(model, "rk3588", "silu-to-relu")
+    assert ops(outcome.model) == ["Conv", "Relu"]
+    assert outcome.steps[0].deviations[0].max_abs > 0  # measured, not assumed
+
+
+def test_simplify_skips_models_beyond_the_protobuf_limit(monkeypatch):
+    from portlint.passes import simplify
+
+    monkeypatch.setattr(simplify, "PROTOBUF_LIMIT", 10)
+    model = onnx.load(str(FIXTURES / "dynamic_batch.onnx"))
+    outcome = apply(model, "rk3588", "simplify")
+    assert not outcome.changed
+    assert "2 GB protobuf limit" in outcome.steps[0].result.skipped[0]

@@ -15,12 +15,13 @@ from typing import Any
 
 import onnx
 
+from portlint.checks.postprocess import off_npu, worth_cutting
 from portlint.errors import PortlintError, suggest
 from portlint.graph_view import GraphView, build_view
 from portlint.model_io import LoadedModel, view_model
 from portlint.passes import Pass, PassContext, PassOption, PassResult, Semantics, register
 from portlint.passes.surgery import keep_model_fields
-from portlint.postprocess import find_tail, is_constant, is_postprocess_op
+from portlint.postprocess import count_ops, find_tail, is_constant, is_postprocess_op
 
 IN_MEMORY = Path("<in memory>")
 RULES = ("PL108", "PL101", "PL102", "PL106", "PL107", "PL203", "PL204")
@@ -200,7 +201,7 @@ def run(ctx: PassContext) -> PassResult:
     cuts = _resolve_cuts(view, requested) if tail is None else list(tail.cuts)
     head, tail_model = split(model, view, _cut_infos(loaded, cuts))
     where = f"after {tail.head_label()}" if tail else "where requested"
-    what = f"post-processing tail ({', '.join(tail.signals)})" if tail else "tail"
+    what = f"{tail.kind} ({', '.join(tail.signals)})" if tail else "tail"
     kept = [o.name for o in head.graph.output if o.name not in cuts]
     also = f" (and keeps its outputs {_quoted(kept)})" if kept else ""
     change = (
@@ -211,13 +212,20 @@ def run(ctx: PassContext) -> PassResult:
 
 
 def wanted(ctx: PassContext) -> str | None:
+    """Whenever PL108 would fire: a detector's tail, or a top-k the target runs off the NPU."""
     requested = _requested(ctx.options.get("cut"))
     if requested:
         return f"cut requested at {_quoted(requested)}"
-    tail = find_tail(_inspect(ctx.model)[1])
+    view = _inspect(ctx.model)[1]
+    tail = find_tail(view)
     if tail is None:
         return None
-    return f"{tail.describe()}: NPU toolchains expect the model to end at the head outputs"
+    if tail.detector:
+        return f"{tail.describe()}: NPU toolchains expect the model to end at the head outputs"
+    off = off_npu(tail, view, ctx.target)
+    if not worth_cutting(tail, off):
+        return None
+    return f"{tail.describe()}: {ctx.target.name} does not run {count_ops(off)} on the NPU"
 
 
 register(

@@ -35,6 +35,12 @@ class ConfigError(PortlintError):
     """The portlint configuration (pyproject.toml / portlint.toml / CLI options) is invalid."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line (C++ libraries raise multi-line messages), or its type name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def suggest(name: str, known: list[str] | tuple[str, ...], what: str) -> UnknownNameError:
     """Build an 'unknown X' error that proposes the closest known names, as git and ruff do."""
     import difflib

@@ -13,13 +13,13 @@ import onnx
 
 from portlint.config import Config
 from portlint.engine import TargetReport
-from portlint.errors import EXIT_FINDINGS, PortlintError
+from portlint.errors import EXIT_FINDINGS, PortlintError, first_line
 from portlint.in_memory import check_in_memory, view_of
+from portlint.model_io import PROTOBUF_LIMIT, copy_model
 from portlint.numerics import Deviation, NumericsError, compare, random_inputs, run
 from portlint.passes import PASSES, Pass, PassContext, PassResult, Semantics, get_pass
 from portlint.target import Target
 
-PROTOBUF_LIMIT = 2**31 - 1
 __all__ = [
     "FixError",
     "FixOutcome",
@@ -123,7 +123,7 @@ def fix_model(
     prover = _Prover(model, shapes)
     current, tail, steps = model, None, []
     for item, fixed_reason in candidates(request.passes, request.unsafe):
-        ctx = request.context(_copy(current), target)
+        ctx = request.context(copy_model(current), target)
         reason = fixed_reason or item.wanted(ctx)
         if reason is None:
             continue
@@ -144,12 +144,6 @@ def fix_model(
     return FixOutcome(model, current, tail, steps, before_report, after_report)
 
 
-def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    return copy
-
-
 def _compose_tails(new: onnx.ModelProto, old: onnx.ModelProto | None) -> onnx.ModelProto:
     if old is None:
         return new
@@ -165,14 +159,9 @@ def _validate(model: onnx.ModelProto, item: Pass, what: str = "the model") -> No
             onnx.checker.check_model(model)
     except Exception as exc:
         raise FixError(
-            f"pass {item.name} produced an invalid model ({what}): {_first_line(exc)}; "
+            f"pass {item.name} produced an invalid model ({what}): {first_line(exc)}; "
             "nothing written"
         ) from exc
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _Prover:

@@ -16,12 +16,14 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from portlint.errors import ModelLoadError, suggest
+from portlint.errors import ModelLoadError, first_line, suggest
 
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"
 KEEP_CONSTANT_ELEMENTS = 4096
 """Initializers up to this many elements keep their values (shape constants, scales)."""
 STRIPPED_LOCATION = "__portlint_stripped__"
+PROTOBUF_LIMIT = 2**31 - 1
+"""A model this big cannot be serialised in one piece (onnxruntime, onnxsim, the checker)."""
 
 
 @dataclass
@@ -71,9 +73,13 @@ def view_model(
 
     Works on a copy with the large weights left out, so the caller's model is untouched.
     """
-    light = onnx.ModelProto()
-    light.CopyFrom(model)
-    return _prepare(light, path, input_shapes)
+    return _prepare(copy_model(model), path, input_shapes)
+
+
+def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
 
 
 def _prepare(
@@ -106,9 +112,8 @@ def _read_proto(path: Path) -> onnx.ModelProto:
     try:
         return onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeWarning, ValueError, OSError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelLoadError(
-            f"{path}: not a readable ONNX model (truncated or corrupt protobuf: {detail})"
+            f"{path}: not a readable ONNX model (truncated or corrupt protobuf: {first_line(exc)})"
         ) from exc
 
 
@@ -223,4 +228,4 @@ def _infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
         return inferred, None
     except Exception as exc:
-        return model, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return model, first_line(exc)

@@ -15,6 +15,7 @@ from pathlib import Path
 import onnx
 
 from portlint.errors import PortlintError
+from portlint.model_io import copy_model
 
 EXTERNAL_DATA_THRESHOLD = 1024
 """Tensors above this many bytes go to the external data file when one is written."""
@@ -63,7 +64,7 @@ def write_model(model: onnx.ModelProto, output: Path, external_data: bool = Fals
     data_name = f"{output.name}.data"
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.resolve().parent))
     if external:  # saving to external data rewrites the tensors in place: keep ours intact
-        model = _copied(model)
+        model = copy_model(model)
     try:
         staged = staging / output.name
         onnx.save_model(
@@ -92,9 +93,3 @@ def write_model(model: onnx.ModelProto, output: Path, external_data: bool = Fals
 def _sync(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
-
-
-def _copied(model: onnx.ModelProto) -> onnx.ModelProto:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    return copy

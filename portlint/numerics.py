@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from portlint.errors import PortlintError
+from portlint.errors import PortlintError, first_line
+from portlint.model_io import copy_model
 
 SEED = 20261123
 EXACT_ATOL = 1e-5
@@ -59,8 +60,7 @@ def _session(model: onnx.ModelProto):
             model.SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NumericsError(f"onnxruntime cannot load the model: {first}") from exc
+        raise NumericsError(f"onnxruntime cannot load the model: {first_line(exc)}") from exc
 
 
 def _dims(value: onnx.ValueInfoProto, pinned: Mapping[str, list[int]]) -> list[int]:
@@ -96,8 +96,7 @@ def run(
 ) -> dict[str, np.ndarray]:
     """Outputs by name; ``outputs`` may name intermediate tensors, which are exposed first."""
     if outputs:
-        exposed = onnx.ModelProto()
-        exposed.CopyFrom(model)
+        exposed = copy_model(model)
         present = {o.name for o in exposed.graph.output}
         for name in outputs:
             if name not in present:
@@ -109,8 +108,7 @@ def run(
     try:
         values = session.run(wanted, {k: v for k, v in feeds.items() if k in needed})
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NumericsError(f"onnxruntime failed to run the model: {first}") from exc
+        raise NumericsError(f"onnxruntime failed to run the model: {first_line(exc)}") from exc
     return dict(zip(wanted, values, strict=True))
 
 

@@ -315,3 +315,8 @@ def count_ops(nodes: Iterable[NodeView]) -> str:
     """Op types in first-seen order with their counts: 'Softmax, Slice(TIMES)2'."""
     counts = Counter(n.op_type for n in nodes)
     return ", ".join(op if k == 1 else f"{op}{TIMES}{k}" for op, k in counts.items())
+
+
+def quoted(names: Iterable[str]) -> str:
+    """Names as a message lists them: '"a", "b"'."""
+    return ", ".join(f'"{name}"' for name in names)

@@ -155,6 +155,11 @@ class Target:
     def constraints_for(self, rule: str) -> list[Constraint]:
         return [c for c in self.constraints if c.rule == rule]
 
+    def runs_on_npu(self, op: str) -> bool:
+        """Whether the profile lists ``op`` (or a fused pattern of that name) on the NPU."""
+        support = self.ops.get(op) or self.patterns.get(op)
+        return support is not None and support.placement == "npu"
+
     @property
     def label(self) -> str:
         return f"{self.display_name} ({self.toolchain} {self.toolchain_version})"

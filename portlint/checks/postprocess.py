@@ -17,7 +17,7 @@ from portlint.checks.constraint import evaluate
 from portlint.checks.ops import in_target_domain, support_for
 from portlint.findings import GRAPH, NODE, RawFinding
 from portlint.graph_view import GraphView, NodeView
-from portlint.postprocess import Tail, count_ops, find_tail
+from portlint.postprocess import Tail, count_ops, find_tail, quoted
 from portlint.target import SEVERITY_EFFECT, Fact, Target
 
 OFF_NPU = ("cpu", "reject")
@@ -75,13 +75,9 @@ def _default_effect(rule: str) -> str:
     return SEVERITY_EFFECT[load_rules().get(rule).severity]
 
 
-def _quoted(names: tuple[str, ...]) -> str:
-    return ", ".join(f'"{name}"' for name in names)
-
-
 def _message(tail: Tail, off: list[NodeView], target: Target) -> str:
     where = f"{len(off)} not on the NPU: {count_ops(off)}" if off else "all on the NPU"
-    shown = _quoted(tail.head_ends[:SHOWN_HEAD_ENDS])
+    shown = quoted(tail.head_ends[:SHOWN_HEAD_ENDS])
     more = ", …" if len(tail.head_ends) > SHOWN_HEAD_ENDS else ""
     host = "" if tail.detector else " and run the top-k on the host"
     return (
@@ -112,7 +108,7 @@ def postprocess_tail(ctx: CheckContext) -> Iterator[RawFinding]:
         return
     by_name = {n.name: n for n in view.nodes}
     first = by_name[tail.nodes[0]] if tail.nodes else None
-    note = f"head ends: {_quoted(tail.head_ends)}"
+    note = f"head ends: {quoted(tail.head_ends)}"
     if tail.detector:
         info = target.info.get("postprocessing")
         convention = info if isinstance(info, Mapping) else {}

@@ -16,7 +16,14 @@ import numpy as np
 import onnx
 
 from portlint.passes import Pass, PassContext, PassResult, Semantics, register
-from portlint.passes.surgery import constant, constant_value, to_graph, to_model, unique_name
+from portlint.passes.surgery import (
+    constant,
+    constant_value,
+    default_opset,
+    to_graph,
+    to_model,
+    unique_name,
+)
 from portlint.patterns import HARD_SWISH_ALPHA, HARD_SWISH_BETA
 
 RULES = ("PL101", "PL102")
@@ -130,16 +137,11 @@ DECOMPOSITIONS = (
 )
 
 
-def _on_npu(ctx: PassContext, op: str) -> bool:
-    support = ctx.target.ops.get(op)
-    return support is not None and support.placement == "npu"
-
-
 def _choices(ctx: PassContext) -> dict[str, list[Decomposition]]:
     """For each op the target flags, the decompositions whose ops all run on its NPU."""
     usable: dict[str, list[Decomposition]] = {}
     for item in DECOMPOSITIONS:
-        if all(_on_npu(ctx, op) for op in item.uses):
+        if all(ctx.target.runs_on_npu(op) for op in item.uses):
             usable.setdefault(item.op, []).append(item)
     return usable
 
@@ -153,7 +155,7 @@ def _targets(ctx: PassContext, graph) -> list:
 def run(ctx: PassContext) -> PassResult:
     model = onnx.shape_inference.infer_shapes(ctx.model)
     graph = to_graph(model)
-    opset = {o.domain: o.version for o in model.opset_import}.get("", 0)
+    opset = default_opset(model)
     usable = _choices(ctx)
     changes, skipped = [], []
     for node in _targets(ctx, graph):

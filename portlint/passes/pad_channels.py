@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-import onnx
 import onnx_graphsurgeon as gs
 
 from portlint.checks.constraint import conditions_hold, evaluate
@@ -35,7 +34,14 @@ from portlint.graph_view import GraphView, NodeView
 from portlint.in_memory import view_of
 from portlint.passes import register
 from portlint.passes.base import Pass, PassContext, PassResult, Semantics
-from portlint.passes.surgery import constant, to_graph, to_model, unique_name
+from portlint.passes.surgery import (
+    constant,
+    constant_value,
+    default_opset,
+    to_graph,
+    to_model,
+    unique_name,
+)
 from portlint.target import Constraint, Target
 
 RULE = "PL220"
@@ -138,24 +144,6 @@ class Plan:
         }
 
 
-def _const(tensor: gs.Tensor) -> np.ndarray | None:
-    """The value of an initializer or a Constant node's output, else None."""
-    if isinstance(tensor, gs.Constant):
-        return np.asarray(tensor.values)
-    if len(tensor.inputs) != 1 or tensor.inputs[0].op != "Constant":
-        return None
-    attrs = tensor.inputs[0].attrs
-    if isinstance(attrs.get("value"), gs.Constant):
-        return np.asarray(attrs["value"].values)
-    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32)):
-        if key in attrs:
-            return np.asarray(attrs[key], dtype=dtype)
-    for key in ("value_int", "value_ints"):
-        if key in attrs:
-            return np.asarray(attrs[key], dtype=np.int64)
-    return None
-
-
 def _present(node: gs.Node, index: int) -> bool:
     return len(node.inputs) > index and bool(node.inputs[index].name)
 
@@ -204,8 +192,8 @@ def _is_onnx(node: gs.Node) -> bool:
 
 def _conv_info(node: gs.Node, seen: NodeView, view: GraphView, target: Target) -> ConvInfo | None:
     """The Conv's weights and multiples; None when its weights or bias are not constants."""
-    weight = _const(node.inputs[1]) if len(node.inputs) > 1 else None
-    bias = _const(node.inputs[2]) if _present(node, 2) else None
+    weight = constant_value(node.inputs[1]) if len(node.inputs) > 1 else None
+    bias = constant_value(node.inputs[2]) if _present(node, 2) else None
     if weight is None or weight.ndim < 3 or (_present(node, 2) and bias is None):
         return None
     group = int(node.attrs.get("group", 1))
@@ -421,13 +409,13 @@ class Rewrite:
         if var.name in self.masks:
             node.inputs[index] = self.sliced(var, self.masks[var.name], f"{node.op} '{node.name}'")
 
-    def replace_const(self, node: gs.Node, index: int, value: np.ndarray) -> None:
+    def replaceconstant_value(self, node: gs.Node, index: int, value: np.ndarray) -> None:
         base = node.inputs[index].name or f"{node.name}_input{index}"
         node.inputs[index] = constant(unique_name(self.graph, f"{base}_padded"), value)
 
     def shape(self, tensor: gs.Tensor) -> tuple | None:
         """The shape of an unpadded tensor: its constant, the inferred view, or graphsurgeon's."""
-        value = _const(tensor)
+        value = constant_value(tensor)
         if value is not None:
             return value.shape
         info = self.view.tensor(tensor.name)
@@ -482,9 +470,9 @@ class Rewrite:
         self.explain(node, info, padded if info.kind != "grouped" else None, out)
         if not notes:
             return None
-        self.replace_const(node, 1, weight)
+        self.replaceconstant_value(node, 1, weight)
         if bias is not None:
-            self.replace_const(node, 2, bias)
+            self.replaceconstant_value(node, 2, bias)
         if group != info.group:
             node.attrs["group"] = group
         self.changes.append(f'"{info.name}": ' + "; ".join(notes))
@@ -544,7 +532,7 @@ class Rewrite:
         for index, tensor in enumerate(node.inputs):
             if tensor.name in self.masks:
                 continue
-            value = _const(tensor)
+            value = constant_value(tensor)
             shape = value.shape if value is not None else self.shape(tensor)
             if shape is None or len(shape) > first.rank:
                 return None
@@ -555,19 +543,19 @@ class Rewrite:
                 return None
             replace[index] = _scatter(value, first.mask, axis, fill)
         for index, value in replace.items():
-            self.replace_const(node, index, value)
+            self.replaceconstant_value(node, index, value)
         return first
 
     def batchnorm(self, node: gs.Node) -> Padded | None:
         """Per-channel scale, bias, mean and variance, padded with 0, 0, 0 and 1."""
         padded = self.data_only(node)
-        values = [_const(t) for t in node.inputs[1:5]]
+        values = [constant_value(t) for t in node.inputs[1:5]]
         if padded is None or len(values) != 4 or node.attrs.get("training_mode", 0):
             return None
         if any(v is None or v.shape != (padded.real,) for v in values):
             return None
         for index, (value, fill) in enumerate(zip(values, (0, 0, 0, 1), strict=True), start=1):
-            self.replace_const(node, index, _scatter(value, padded.mask, 0, fill))
+            self.replaceconstant_value(node, index, _scatter(value, padded.mask, 0, fill))
         return padded
 
     def resize(self, node: gs.Node) -> Padded | None:
@@ -586,17 +574,17 @@ class Rewrite:
         if node.op == "Upsample" and "scales" in node.attrs:
             return padded if node.attrs["scales"][channel] == 1 else None
         if _present(node, scales_at):
-            scales = _const(node.inputs[scales_at])
+            scales = constant_value(node.inputs[scales_at])
             if scales is None or (scales.size and scales[channel] != 1):
                 return None
             if scales.size:
                 return padded
-        sizes = _const(node.inputs[3]) if _present(node, 3) and scales_at == 2 else None
+        sizes = constant_value(node.inputs[3]) if _present(node, 3) and scales_at == 2 else None
         if sizes is None or sizes[channel] != padded.real:
             return None
         sizes = sizes.copy()
         sizes[channel] = len(padded.mask)
-        self.replace_const(node, 3, sizes)
+        self.replaceconstant_value(node, 3, sizes)
         return padded
 
     def pad(self, node: gs.Node) -> Padded | None:
@@ -604,8 +592,8 @@ class Rewrite:
         padded = self.data_only(node)
         if padded is None:
             return None
-        pads = node.attrs.get("pads") if self.opset < 11 else _const(node.inputs[1])
-        axes = _const(node.inputs[3]) if self.opset >= 11 and _present(node, 3) else None
+        pads = node.attrs.get("pads") if self.opset < 11 else constant_value(node.inputs[1])
+        axes = constant_value(node.inputs[3]) if self.opset >= 11 and _present(node, 3) else None
         if pads is None or (_present(node, 3) and axes is None):
             return None
         axes = range(padded.rank) if axes is None else [int(a) % padded.rank for a in axes]
@@ -648,8 +636,8 @@ class Rewrite:
         if self.opset < 10:
             starts, axes = node.attrs.get("starts"), node.attrs.get("axes")
         else:
-            starts = _const(node.inputs[1])
-            axes = _const(node.inputs[3]) if _present(node, 3) else None
+            starts = constant_value(node.inputs[1])
+            axes = constant_value(node.inputs[3]) if _present(node, 3) else None
             if _present(node, 3) and axes is None:
                 return None
         if axes is None and starts is None:
@@ -671,10 +659,6 @@ HANDLERS: dict[str, Callable[[Rewrite, gs.Node], Padded | None]] = {
 }
 
 
-def _opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
-
-
 def _prepare(ctx: PassContext) -> tuple[gs.Graph, GraphView, Plan]:
     graph = to_graph(ctx.model)
     view = view_of(ctx.model, ctx.input_shapes)
@@ -684,7 +668,7 @@ def _prepare(ctx: PassContext) -> tuple[gs.Graph, GraphView, Plan]:
 def run(ctx: PassContext) -> PassResult:
     """Pad as planned; the model comes back untouched when nothing needs padding."""
     graph, view, plan = _prepare(ctx)
-    rewrite = Rewrite(graph, plan, view, _opset(ctx.model))
+    rewrite = Rewrite(graph, plan, view, default_opset(ctx.model))
     rewrite.run()
     if not rewrite.changes:
         return PassResult(ctx.model, [], rewrite.skipped)

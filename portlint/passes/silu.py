@@ -9,7 +9,7 @@ model must be fine-tuned or retrained after this pass. The deviation is measured
 from __future__ import annotations
 
 from portlint.passes import Pass, PassContext, PassResult, Semantics, register
-from portlint.passes.surgery import to_graph, to_model, unique_name
+from portlint.passes.surgery import default_opset, to_graph, to_model, unique_name
 from portlint.patterns import HARD_SWISH_ALPHA, HARD_SWISH_BETA
 
 SILU_OPS = ("SiLU", "Silu", "Swish")
@@ -61,17 +61,12 @@ def _hardswish_gate(graph, x, y) -> None:
     graph.layer(op="Mul", name=unique_name(graph, f"{y.name}/mul"), inputs=[x, *gate], outputs=[y])
 
 
-def _supports(ctx: PassContext, op: str) -> bool:
-    support = ctx.target.ops.get(op) or ctx.target.patterns.get(op)
-    return support is not None and support.placement == "npu"
-
-
 def _hardswish_builder(ctx: PassContext):
     """HardSwish as one op where the opset and target have it, else x*HardSigmoid(x)."""
-    opset = {o.domain: o.version for o in ctx.model.opset_import}.get("", 0)
-    if opset >= 14 and _supports(ctx, "HardSwish"):
+    opset = default_opset(ctx.model)
+    if opset >= 14 and ctx.target.runs_on_npu("HardSwish"):
         return _hardswish_op, None
-    if _supports(ctx, "HardSigmoid") or _supports(ctx, "HardSwish"):
+    if ctx.target.runs_on_npu("HardSigmoid") or ctx.target.runs_on_npu("HardSwish"):
         return _hardswish_gate, None
     return None, f"{ctx.target.name} lists neither HardSwish nor HardSigmoid: use silu-to-relu"
 

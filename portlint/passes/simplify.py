@@ -8,10 +8,11 @@ so those are skipped with a note rather than half-simplified.
 
 from __future__ import annotations
 
+from portlint.errors import first_line
+from portlint.model_io import PROTOBUF_LIMIT
 from portlint.passes import Pass, PassContext, PassResult, Semantics, register
 from portlint.passes.surgery import keep_model_fields
 
-PROTOBUF_LIMIT = 2**31 - 1
 NOOP_OPS = ("Identity", "Dropout")
 
 
@@ -37,8 +38,8 @@ def run(ctx: PassContext) -> PassResult:
     try:
         simplified, _ = onnxsim.simplify(ctx.model, check_n=0, perform_optimization=True)
     except Exception as exc:  # onnxsim raises bare RuntimeErrors from C++
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return PassResult(ctx.model, skipped=[f"onnxsim could not simplify the model: {first}"])
+        reason = f"onnxsim could not simplify the model: {first_line(exc)}"
+        return PassResult(ctx.model, skipped=[reason])
     keep_model_fields(simplified, ctx.model)
     after = len(simplified.graph.node)
     if after == before and simplified.graph == ctx.model.graph:

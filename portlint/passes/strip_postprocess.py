@@ -10,7 +10,6 @@ tail(head(x)) equals the original model's outputs.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import onnx
@@ -18,12 +17,12 @@ import onnx
 from portlint.checks.postprocess import off_npu, worth_cutting
 from portlint.errors import PortlintError, suggest
 from portlint.graph_view import GraphView, build_view
+from portlint.in_memory import IN_MEMORY
 from portlint.model_io import LoadedModel, view_model
 from portlint.passes import Pass, PassContext, PassOption, PassResult, Semantics, register
 from portlint.passes.surgery import keep_model_fields
-from portlint.postprocess import count_ops, find_tail, is_constant, is_postprocess_op
+from portlint.postprocess import count_ops, find_tail, is_constant, is_postprocess_op, quoted
 
-IN_MEMORY = Path("<in memory>")
 RULES = ("PL108", "PL101", "PL102", "PL106", "PL107", "PL203", "PL204")
 CUT_OPTION = PassOption(
     "cut",
@@ -150,7 +149,7 @@ def split(
     missing = _missing_cut(view, after, tail_nodes)
     if missing is not None:
         raise PortlintError(
-            f"the cut at {_quoted([v.name for v in cut_infos])} misses a path: the tail also "
+            f"the cut at {quoted([v.name for v in cut_infos])} misses a path: the tail also "
             f"needs {missing!r}, which the network computes; add it to cut"
         )
     head = _extract(model, inputs, boundary, head_nodes)
@@ -187,10 +186,6 @@ def _missing_cut(view: GraphView, after: set[str], tail_nodes: list[int]) -> str
     return None
 
 
-def _quoted(names: list[str] | tuple[str, ...]) -> str:
-    return ", ".join(f'"{name}"' for name in names)
-
-
 def run(ctx: PassContext) -> PassResult:
     model = ctx.model
     loaded, view = _inspect(model)
@@ -203,9 +198,9 @@ def run(ctx: PassContext) -> PassResult:
     where = f"after {tail.head_label()}" if tail else "where requested"
     what = f"{tail.kind} ({', '.join(tail.signals)})" if tail else "tail"
     kept = [o.name for o in head.graph.output if o.name not in cuts]
-    also = f" (and keeps its outputs {_quoted(kept)})" if kept else ""
+    also = f" (and keeps its outputs {quoted(kept)})" if kept else ""
     change = (
-        f"cut {where}: the model now ends at {_quoted(cuts)}{also}; the "
+        f"cut {where}: the model now ends at {quoted(cuts)}{also}; the "
         f"{len(tail_model.graph.node)}-node {what} moves to the tail model for the host"
     )
     return PassResult(head, [change], tail=tail_model)
@@ -215,7 +210,7 @@ def wanted(ctx: PassContext) -> str | None:
     """Whenever PL108 would fire: a detector's tail, or a top-k the target runs off the NPU."""
     requested = _requested(ctx.options.get("cut"))
     if requested:
-        return f"cut requested at {_quoted(requested)}"
+        return f"cut requested at {quoted(requested)}"
     view = _inspect(ctx.model)[1]
     tail = find_tail(view)
     if tail is None:

@@ -82,7 +82,20 @@ def constant_value(tensor: gs.Tensor) -> np.ndarray | None:
 
     if isinstance(tensor, gs.Constant):
         return np.asarray(tensor.values)
-    producer = tensor.inputs[0] if len(tensor.inputs) == 1 else None
-    if producer is not None and producer.op == "Constant" and "value" in producer.attrs:
-        return np.asarray(producer.attrs["value"].values)
+    if len(tensor.inputs) != 1 or tensor.inputs[0].op != "Constant":
+        return None
+    attrs = tensor.inputs[0].attrs
+    if isinstance(attrs.get("value"), gs.Constant):
+        return np.asarray(attrs["value"].values)
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32)):
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=dtype)
+    for key in ("value_int", "value_ints"):
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=np.int64)
     return None
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's ai.onnx opset version (written "" or "ai.onnx")."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)

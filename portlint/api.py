@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,7 @@ from portlint.rule import load_rules
 from portlint.target import Target, load_target, shipped_target_names
 
 if TYPE_CHECKING:
-    from portlint.fixer import FixOutcome
+    from portlint.fixer import FixOutcome, FixRequest
     from portlint.passes import Pass
 
 
@@ -56,47 +56,51 @@ def check_paths(paths: Iterable[Path], config: Config) -> list[ModelReport]:
 
 @dataclass
 class FixRun:
-    """What ``fix_path`` did: the outcome, the files written, and the check of the output."""
+    """What ``fix_path`` did: the plan (dry run) or the outcome, the files, the new check."""
 
-    outcome: FixOutcome | None
     planned: list[tuple[Pass, str | None]]
-    written: list[Path]
-    output: Path | None
-    tail_output: Path | None
-    recheck: ModelReport | None
+    outcome: FixOutcome | None = None
+    written: list[Path] = field(default_factory=list)
+    tail_output: Path | None = None
+    stale_tail: Path | None = None
+    recheck: ModelReport | None = None
 
 
 def fix_path(
     path: Path,
-    config: Config,
+    request: FixRequest,
     output: Path | None = None,
-    passes: Iterable[str] = (),
-    unsafe: bool = False,
-    dry_run: bool = False,
     in_place: bool = False,
-    options: dict | None = None,
+    dry_run: bool = False,
 ) -> FixRun:
     """Plan and run the passes on ``path`` for the one configured target; write atomically."""
-    from portlint.fixer import FixRequest, fix_model, plan
+    from portlint.fixer import fix_model, plan
     from portlint.model_io import load_for_fix
-    from portlint.model_write import check_destination, default_output, tail_output, write_model
+    from portlint.model_write import check_destinations, default_output, tail_output, write_model
 
+    target = _single_target(request.config)
+    if in_place and output is not None and output.resolve() != path.resolve():
+        raise ConfigError("--in-place writes over the input model; drop -o, or drop --in-place")
+    output = path if in_place else (output or default_output(path))
+    model, data_files = load_for_fix(path)
+    check_destinations(output, [path, *data_files], in_place)
+    if dry_run:
+        return FixRun(plan(model, target, request))
+    outcome = fix_model(model, target, request)
+    written = write_model(outcome.model, output, bool(data_files))
+    tail_path = tail_output(output)
+    if outcome.tail is not None:
+        written += write_model(outcome.tail, tail_path, bool(data_files))
+    stale = tail_path if outcome.tail is None and tail_path.exists() else None
+    # the output is checked as written: --input-shape pins were fix's to apply, not check's
+    recheck = check_paths([output], replace(request.config, input_shapes={}))[0]
+    tail = tail_path if outcome.tail is not None else None
+    return FixRun([], outcome, written, tail, stale, recheck)
+
+
+def _single_target(config: Config) -> Target:
     targets = resolve_targets(config)
     if len(targets) != 1:
         names = ", ".join(t.name for t in targets)
         raise ConfigError(f"fix works for one target at a time; got {names}")
-    target = targets[0]
-    output = path if in_place else (output or default_output(path))
-    check_destination(path, output, in_place)
-    model, external = load_for_fix(path)
-    request = FixRequest(tuple(passes), unsafe, dict(options or {}), dict(config.input_shapes))
-    if dry_run:
-        return FixRun(None, plan(model, target, request), [], None, None, None)
-    outcome = fix_model(model, target, request, config)
-    written = write_model(outcome.model, output, external)
-    tail_path = None
-    if outcome.tail is not None:
-        tail_path = tail_output(output)
-        written += write_model(outcome.tail, tail_path, external)
-    recheck = check_paths([output], replace(config, targets=(target.name,)))[0]
-    return FixRun(outcome, [], written, output, tail_path, recheck)
+    return targets[0]

@@ -168,6 +168,13 @@ def fix(
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Overwrite the input model (after verification).")
     ] = False,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Write passes onnxruntime cannot prove (custom ops, >2 GB), marked unverified.",
+        ),
+    ] = False,
     option: Annotated[
         list[str] | None,
         typer.Option(
@@ -190,6 +197,7 @@ def fix(
     """Rewrite MODEL so it runs on the target, proving each pass numerically."""
     from portlint.api import fix_path, resolve_config
     from portlint.config import parse_input_shape
+    from portlint.fixer import FixRequest
     from portlint.rule import Severity
 
     cfg = resolve_config(config)
@@ -199,16 +207,15 @@ def fix(
         input_shapes=shapes or None,
         fail_on=Severity(fail_on.value) if fail_on else None,
     )
-    run = fix_path(
-        model,
-        cfg,
-        output,
+    request = FixRequest(
         _split(pass_names),
-        unsafe=unsafe_fixes,
-        dry_run=dry_run,
-        in_place=in_place,
-        options=dict(_parse_option(o) for o in option or ()),
+        unsafe_fixes,
+        dict(_parse_option(o) for o in option or ()),
+        dict(cfg.input_shapes),
+        allow_unverified,
+        cfg,
     )
+    run = fix_path(model, request, output, in_place=in_place, dry_run=dry_run)
     from portlint.report.fix_text import render_fix, render_plan
 
     console = _console()

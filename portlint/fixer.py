@@ -13,11 +13,13 @@ import onnx
 
 from portlint.config import Config
 from portlint.engine import TargetReport
-from portlint.errors import EXIT_FINDINGS, PortlintError, first_line
+from portlint.errors import EXIT_FINDINGS, ConfigError, PortlintError, first_line, suggest
+from portlint.graph_view import display_names
 from portlint.in_memory import check_in_memory, view_of
 from portlint.model_io import PROTOBUF_LIMIT, copy_model
 from portlint.numerics import Deviation, NumericsError, compare, random_inputs, run
 from portlint.passes import PASSES, Pass, PassContext, PassResult, Semantics, get_pass
+from portlint.passes.surgery import to_graph, to_model
 from portlint.target import Target
 
 __all__ = [
@@ -95,34 +97,58 @@ class FixRequest:
     unsafe: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
     input_shapes: Mapping[str, list[int]] = field(default_factory=dict)
+    allow_unverified: bool = False  # write what onnxruntime cannot run, saying so
+    config: Config = field(default_factory=Config)
 
     def context(self, model: onnx.ModelProto, target: Target) -> PassContext:
-        return PassContext(model, target, dict(self.options), dict(self.input_shapes))
+        options, shapes = dict(self.options), dict(self.input_shapes)
+        return PassContext(model, target, options, shapes, self.config)
+
+
+def _considered(request: FixRequest) -> list[tuple[Pass, str | None]]:
+    """``candidates`` for the request, after checking each option belongs to one of them."""
+    chosen = candidates(request.passes, request.unsafe)
+    owners = {o.name: p.name for p in PASSES.values() for o in p.options}
+    considered = {p.name for p, _ in chosen}
+    for key in request.options:
+        if key not in owners:
+            raise suggest(key, list(owners), "pass option")
+        if owners[key] not in considered:
+            raise ConfigError(
+                f"--option {key} is for {owners[key]}, which this run does not run; "
+                f"add --pass {owners[key]}"
+                + (
+                    " or --unsafe-fixes"
+                    if PASSES[owners[key]].semantics is Semantics.INTERFACE
+                    else ""
+                )
+            )
+    return chosen
 
 
 def plan(
     model: onnx.ModelProto, target: Target, request: FixRequest = FixRequest()
 ) -> list[tuple[Pass, str | None]]:
     """What ``fix`` would run on ``model`` as it is now: (pass, reason) or reason None."""
+    chosen = _considered(request)
     ctx = request.context(model, target)
-    return [
-        (item, reason or item.wanted(ctx))
-        for item, reason in candidates(request.passes, request.unsafe)
-    ]
+    return [(item, reason or item.wanted(ctx)) for item, reason in chosen]
 
 
 def fix_model(
-    model: onnx.ModelProto,
-    target: Target,
-    request: FixRequest = FixRequest(),
-    config: Config | None = None,
+    model: onnx.ModelProto, target: Target, request: FixRequest = FixRequest()
 ) -> FixOutcome:
-    """Run the planned passes one by one, verifying each; raise ``FixError`` on a broken promise."""
-    shapes = dict(request.input_shapes)
-    before_report = check_in_memory(model, target, shapes, config)
-    prover = _Prover(model, shapes)
-    current, tail, steps = model, None, []
-    for item, fixed_reason in candidates(request.passes, request.unsafe):
+    """Run the planned passes one by one, verifying each; raise ``FixError`` on a broken promise.
+
+    Unnamed (or doubly named) nodes first get the names ``check`` shows for them, so that
+    findings, pass reports and the written model all speak of the same nodes.
+    """
+    chosen = _considered(request)
+    shapes, config = dict(request.input_shapes), request.config
+    before_report = check_in_memory(model, target, None, config)  # the models as they are
+    prover = _Prover(model, shapes, request.allow_unverified)
+    current, tail, steps = _named(model), None, []
+    for item, fixed_reason in chosen:
         ctx = request.context(copy_model(current), target)
         reason = fixed_reason or item.wanted(ctx)
         if reason is None:
@@ -131,6 +157,7 @@ def fix_model(
         started = time.perf_counter()
         step.result = item.run(ctx)
         if step.changed:
+            step.result.model = _tidy(step.result.model)
             _validate(step.result.model, item)
             if step.result.tail is not None:
                 _validate(step.result.tail, item, "its tail model")
@@ -140,8 +167,25 @@ def fix_model(
             current = step.result.model
         step.seconds = time.perf_counter() - started
         steps.append(step)
-    after_report = check_in_memory(current, target, shapes, config)
+    after_report = check_in_memory(current, target, None, config)
     return FixOutcome(model, current, tail, steps, before_report, after_report)
+
+
+def _named(model: onnx.ModelProto) -> onnx.ModelProto:
+    names = display_names(list(model.graph.node))
+    if all(node.name == name for node, name in zip(model.graph.node, names, strict=True)):
+        return model
+    named = copy_model(model)
+    for node, name in zip(named.graph.node, names, strict=True):
+        node.name = name
+    return named
+
+
+def _tidy(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Graph cleanup and topological sort after every pass, whatever the pass did."""
+    if model.ByteSize() >= PROTOBUF_LIMIT:
+        return model
+    return to_model(to_graph(model), model)
 
 
 def _compose_tails(new: onnx.ModelProto, old: onnx.ModelProto | None) -> onnx.ModelProto:
@@ -151,12 +195,15 @@ def _compose_tails(new: onnx.ModelProto, old: onnx.ModelProto | None) -> onnx.Mo
 
 
 def _validate(model: onnx.ModelProto, item: Pass, what: str = "the model") -> None:
-    """Full onnx.checker and strict shape inference: a pass must leave a valid model."""
+    """Full onnx.checker and strict shape inference: a pass must leave a valid model.
+
+    The checker serialises the model; one beyond the protobuf limit is left to the checks
+    on the written file (issue: big models), and the step says it was not verified.
+    """
+    if model.ByteSize() >= PROTOBUF_LIMIT:
+        return
     try:
-        if model.ByteSize() < PROTOBUF_LIMIT:
-            onnx.checker.check_model(model, full_check=True)
-        else:  # too big to serialise in one piece: check the structure without shapes
-            onnx.checker.check_model(model)
+        onnx.checker.check_model(model, full_check=True)
     except Exception as exc:
         raise FixError(
             f"pass {item.name} produced an invalid model ({what}): {first_line(exc)}; "
@@ -167,25 +214,28 @@ def _validate(model: onnx.ModelProto, item: Pass, what: str = "the model") -> No
 class _Prover:
     """Holds the seeded inputs and the current model's outputs, and proves each step."""
 
-    def __init__(self, model: onnx.ModelProto, shapes: Mapping[str, list[int]]):
-        self.feeds = random_inputs(model, shapes)
+    def __init__(
+        self, model: onnx.ModelProto, shapes: Mapping[str, list[int]], allow_unverified: bool
+    ):
+        self.feeds: dict[str, np.ndarray] = {}
         self.reference: dict[str, np.ndarray] | None = None
         self.model = model
+        self.allow_unverified = allow_unverified
         self.unprovable = ""
         if model.ByteSize() >= PROTOBUF_LIMIT:
             self.unprovable = "model exceeds the 2 GB protobuf limit onnxruntime loads from memory"
-        else:
-            try:
-                self.reference = run(model, self.feeds)
-            except NumericsError as exc:
-                self.unprovable = str(exc)
+            return
+        try:
+            self.feeds = random_inputs(model, shapes)
+            self.reference = run(model, self.feeds)
+        except NumericsError as exc:
+            self.unprovable = str(exc)
 
     def prove(self, step: Step) -> None:
         result = step.result
         assert result is not None
         if self.reference is None:
-            step.verification = f"not verified numerically: {self.unprovable}"
-            self.model = result.model
+            self._unproven(step)
             return
         semantics = step.pass_.semantics
         try:
@@ -204,6 +254,16 @@ class _Prover:
             self._require_exact(step, step.deviations, "output")
         step.verification = _verified_text(semantics, len(self.feeds))
         self.model = result.model
+
+    def _unproven(self, step: Step) -> None:
+        """A promise that cannot be checked is not written unless the user accepts that."""
+        if step.pass_.semantics is not Semantics.APPROXIMATE and not self.allow_unverified:
+            raise FixError(
+                f"pass {step.pass_.name} cannot be proven: {self.unprovable}; nothing written "
+                "(--allow-unverified writes it unproven)"
+            )
+        step.verification = f"NOT VERIFIED numerically: {self.unprovable}"
+        self.model = step.result.model
 
     def _prove_cut(self, step: Step) -> None:
         """Head outputs must equal the cut tensors, and tail(head(x)) the old outputs."""

@@ -180,7 +180,7 @@ def build_view(loaded: LoadedModel) -> GraphView:
     constants = _collect_constants(graph, loaded.stripped)
     tensors = _collect_tensors(graph, constants)
     raw_nodes = list(graph.node)
-    names = _unique_names(raw_nodes)
+    names = display_names(raw_nodes)
     folded = _folded_nodes(raw_nodes, graph, tensors)
     patterns = find_patterns(raw_nodes)
     nodes = tuple(
@@ -288,7 +288,7 @@ def _collect_constants(graph: onnx.GraphProto, stripped: frozenset[str]) -> dict
     return constants
 
 
-def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
+def display_names(nodes: list[onnx.NodeProto]) -> list[str]:
     """Node names as users see them, made unique: ONNX allows empty and repeated names."""
     seen: set[str] = set()
     names = []

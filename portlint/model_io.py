@@ -50,8 +50,8 @@ def load_for_check(
     return _prepare(model, path, input_shapes)
 
 
-def load_for_fix(path: str | Path) -> tuple[onnx.ModelProto, bool]:
-    """Load ``path`` with its weights for rewriting; also say if they were external data.
+def load_for_fix(path: str | Path) -> tuple[onnx.ModelProto, list[Path]]:
+    """Load ``path`` with its weights for rewriting; also return its external data files.
 
     The same validation as ``load_for_check`` runs first, so a location that leaves the
     model's folder is refused before any byte of it is read.
@@ -60,10 +60,12 @@ def load_for_fix(path: str | Path) -> tuple[onnx.ModelProto, bool]:
     model = _read_proto(path)
     _validate_structure(model, path)
     _validate_external_data(model, path)
-    external = any(True for _ in _external_tensors(model))
-    if external:
+    locations = {
+        e.value for t in _external_tensors(model) for e in t.external_data if e.key == "location"
+    }
+    if locations:
         onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
-    return model, external
+    return model, sorted(path.parent / location for location in locations)
 
 
 def view_model(

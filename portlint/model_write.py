@@ -7,9 +7,11 @@ goes beside the output, renamed into place before the model that refers to it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -37,20 +39,33 @@ def tail_output(output: Path) -> Path:
     return output.with_name(f"{output.stem}.post.onnx")
 
 
-def check_destination(source: Path, output: Path, in_place: bool) -> None:
-    """Refuse to overwrite the input unless ``--in-place``, and unwritable folders."""
-    same = output.resolve() == source.resolve() or (
-        output.exists() and os.path.samefile(output, source)
-    )
-    if same and not in_place:
-        raise OutputError(
-            f"{output}: refusing to overwrite the input model; pass --in-place to do that"
-        )
+def check_destinations(output: Path, inputs: list[Path], in_place: bool) -> None:
+    """Refuse every write that would land on an input file (the model or its external data)
+    unless ``--in-place`` allows it for the model itself, and outputs that cannot be written.
+    """
+    if output.is_dir():
+        raise OutputError(f"{output}: is a directory; give a file name with -o")
+    tail = tail_output(output)
+    writes = [output, _data_file(output), tail, _data_file(tail)]
+    allowed = {output.resolve(), _data_file(output).resolve()} if in_place else set()
+    protected = {p.resolve() for p in inputs}
+    for target in writes:
+        if target.resolve() in protected and target.resolve() not in allowed:
+            is_model = target.resolve() == inputs[0].resolve()
+            what = "the input model" if is_model else f"the external data of {inputs[0]}"
+            raise OutputError(
+                f"{target}: refusing to overwrite {what}; choose another -o, or pass "
+                "--in-place to replace the input"
+            )
     folder = output.resolve().parent
     if not folder.is_dir():
         raise OutputError(f"{output}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise OutputError(f"{output}: folder {folder} is not writable")
+
+
+def _data_file(output: Path) -> Path:
+    return output.with_name(f"{output.name}.data")
 
 
 def write_model(model: onnx.ModelProto, output: Path, external_data: bool = False) -> list[Path]:
@@ -67,14 +82,15 @@ def write_model(model: onnx.ModelProto, output: Path, external_data: bool = Fals
         model = copy_model(model)
     try:
         staged = staging / output.name
-        onnx.save_model(
-            model,
-            str(staged),
-            save_as_external_data=external,
-            all_tensors_to_one_file=True,
-            location=data_name,
-            size_threshold=EXTERNAL_DATA_THRESHOLD,
-        )
+        with _working_directory(staging):  # onnx resolves `location` against the cwd too
+            onnx.save_model(
+                model,
+                str(staged),
+                save_as_external_data=external,
+                all_tensors_to_one_file=True,
+                location=data_name,
+                size_threshold=EXTERNAL_DATA_THRESHOLD,
+            )
         written = []
         if external and (staging / data_name).exists():
             _sync(staging / data_name)
@@ -88,6 +104,16 @@ def write_model(model: onnx.ModelProto, output: Path, external_data: bool = Fals
         raise OutputError(f"{output}: cannot write: {exc.strerror or exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _working_directory(folder: Path) -> Iterator[None]:
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def _sync(path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import onnx
 
+from portlint.config import Config
 from portlint.target import Target
 
 
@@ -45,13 +46,15 @@ class PassContext:
     target: Target
     options: Mapping[str, Any] = field(default_factory=dict)
     input_shapes: Mapping[str, list[int]] = field(default_factory=dict)
+    config: Config = field(default_factory=Config)
 
     @cached_property
     def report(self):
-        """The target's findings on this model, for passes that fix what ``check`` flags."""
+        """The target's findings on this model (after the user's select/ignore), for passes
+        that fix what ``check`` flags."""
         from portlint.in_memory import check_in_memory
 
-        return check_in_memory(self.model, self.target, self.input_shapes)
+        return check_in_memory(self.model, self.target, self.input_shapes, self.config)
 
     def flagged(self, rules: tuple[str, ...] | None = None) -> dict[str, list[str]]:
         """Node name -> rule codes of the target's findings on it (optionally only ``rules``)."""

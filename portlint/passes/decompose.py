@@ -111,10 +111,10 @@ def _gemm_as_conv(b: Builder, node) -> bool:
         return False
     if not all(isinstance(d, int) for d in a.shape):
         return False
-    matrix = weight if node.attrs.get("transB", 0) else weight.T  # [M, K]
+    matrix = weight if node.attrs.get("transB", 0) else weight.T  # [N, K]
     outputs = matrix.shape[0]
-    if bias is not None and bias.size not in (1, outputs):
-        return False
+    if bias is not None and bias.shape not in ((), (1,), (1, 1), (outputs,), (1, outputs)):
+        return False  # a per-row bias ([M, 1], [M, N]) is not a per-channel Conv bias
     kernel = (float(node.attrs.get("alpha", 1.0)) * matrix)[:, :, None, None]
     inputs = [b.add("Reshape", [a, b.const([a.shape[0], a.shape[1], 1, 1], np.int64)])]
     inputs.append(b.const(kernel.astype(weight.dtype)))
@@ -152,12 +152,23 @@ def _targets(ctx: PassContext, graph) -> list:
     return [n for n in graph.nodes if n.op in usable and n.name in flagged and not n.domain]
 
 
+def _unmatched(ctx: PassContext, graph) -> list:
+    """Flagged nodes of ops this pass knows, for which the target has no usable recipe."""
+    known = {d.op for d in DECOMPOSITIONS}
+    usable, flagged = _choices(ctx), ctx.flagged(RULES)
+    return [n for n in graph.nodes if n.op in known - set(usable) and n.name in flagged]
+
+
 def run(ctx: PassContext) -> PassResult:
     model = onnx.shape_inference.infer_shapes(ctx.model)
     graph = to_graph(model)
     opset = default_opset(model)
     usable = _choices(ctx)
     changes, skipped = [], []
+    for node in _unmatched(ctx, graph):
+        skipped.append(
+            f"{node.name!r}: {node.op} has no decomposition into ops {ctx.target.name} runs"
+        )
     for node in _targets(ctx, graph):
         builder = Builder(graph, node, opset)
         done = next((d for d in usable[node.op] if d.build(builder, node)), None)

@@ -12,6 +12,8 @@ import onnx
 
 from portlint.passes import Pass, PassContext, PassResult, Semantics, register
 
+RULES = ("PL200", "PL201")
+
 
 def _dims(value: onnx.ValueInfoProto) -> list[onnx.TensorShapeProto.Dimension]:
     return list(value.type.tensor_type.shape.dim)
@@ -31,8 +33,15 @@ def _pins(model: onnx.ModelProto, given) -> tuple[dict[str, list[int]], list[str
         dims = _dims(value)
         current = [d.dim_value if _is_static(d) else None for d in dims]
         if value.name in given:
-            if list(given[value.name]) != current:
-                pins[value.name] = list(given[value.name])
+            wanted = list(given[value.name])
+            clash = [i for i, d in enumerate(current) if d is not None and d != wanted[i]]
+            if len(wanted) != len(current) or clash:
+                skipped.append(
+                    f"input {value.name!r} is {current}: make-static pins dynamic dims only; "
+                    f"re-export the model for {wanted}"
+                )
+            elif wanted != current:
+                pins[value.name] = wanted
             continue
         dynamic = [i for i, d in enumerate(current) if d is None]
         if dynamic == [0]:
@@ -62,7 +71,10 @@ def run(ctx: PassContext) -> PassResult:
         changes.append(f"input {name!r}: shape {old} -> {dims}")
     del model.graph.value_info[:]
     for output in model.graph.output:  # outputs get the shapes the pinned inputs imply
-        output.type.tensor_type.ClearField("shape")
+        if output.name in inputs:  # an input passed straight through: it has the pin
+            output.type.CopyFrom(inputs[output.name].type)
+        else:
+            output.type.tensor_type.ClearField("shape")
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     for output, known in zip(model.graph.output, inferred.graph.output, strict=True):
         output.type.CopyFrom(known.type)
@@ -70,10 +82,14 @@ def run(ctx: PassContext) -> PassResult:
 
 
 def wanted(ctx: PassContext) -> str | None:
+    """When the user pinned dims (so a pin that cannot apply is reported), or when the target
+    flags the dynamic ones: pinning changes the interface, so not for targets that accept it."""
+    if ctx.input_shapes:
+        return "input shapes given with --input-shape"
     pins, _ = _pins(ctx.model, ctx.input_shapes)
-    if not pins:
+    if not pins or not ctx.flagged(RULES):
         return None
-    return f"dynamic or re-pinned input dims on {', '.join(repr(n) for n in pins)}"
+    return f"dynamic input dims on {', '.join(repr(n) for n in pins)}"
 
 
 register(
@@ -81,7 +97,7 @@ register(
         name="make-static",
         summary="Pin dynamic input dims (batch to 1, others from --input-shape).",
         semantics=Semantics.EXACT,
-        resolves=("PL201", "PL202", "PL200"),
+        resolves=RULES,
         run=run,
         wanted=wanted,
         why=__doc__.split("\n\n", 1)[1].strip(),

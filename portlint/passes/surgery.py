@@ -50,6 +50,21 @@ def keep_model_fields(model: onnx.ModelProto, like: onnx.ModelProto) -> None:
     del model.functions[:]
     model.functions.extend(like.functions)
     model.graph.name = like.graph.name
+    _keep_initializer_inputs(model, like)
+
+
+def _keep_initializer_inputs(model: onnx.ModelProto, like: onnx.ModelProto) -> None:
+    """Initializers the original also listed as graph inputs stay listed, and stay (required
+    before IR 4; overridable inputs, part of the interface, after); graphsurgeon drops them."""
+    listed = {i.name for i in model.graph.input}
+    initializers = {t.name for t in model.graph.initializer}
+    originals = {t.name: t for t in like.graph.initializer}
+    for value in like.graph.input:
+        if value.name in listed or value.name not in originals:
+            continue
+        if value.name not in initializers:
+            model.graph.initializer.append(originals[value.name])
+        model.graph.input.append(value)
 
 
 def constant(name: str, value: np.ndarray) -> gs.Constant:

@@ -96,3 +96,8 @@ def render_fix(run: FixRun, console: Console) -> None:
             f"  the cut-off post-processing is in {escape(str(run.tail_output))}: run it on the "
             "CPU on the head model's outputs to get the original outputs"
         )
+    if run.stale_tail is not None:
+        console.print(
+            f"[yellow]note:[/] {escape(str(run.stale_tail))} is from an earlier run that cut "
+            "the graph; this run did not cut it, so that tail does not belong to this output"
+        )

@@ -164,6 +164,15 @@ def test_a_sequence_input_is_unprovable_not_a_crash(tmp_path: Path):
     assert "internal error" not in result.stderr
 
 
+def test_a_cut_that_removes_nothing_is_refused(tmp_path: Path):
+    source = tmp_path / "y.onnx"
+    shutil.copy(FIXTURES / "yolov8n.onnx", source)
+    args = ("--pass", "strip-postprocess", "--option", "cut=output0")
+    result = run_cli("fix", str(source), "-t", "hailo8", *args)
+    assert result.returncode == 2
+    assert 'the cut at "output0" removes nothing' in result.stderr
+
+
 def test_command_line_mistakes_are_caught_before_any_work(tmp_path: Path):
     source = _save(_hardswish("hs"), tmp_path)
     cases = {

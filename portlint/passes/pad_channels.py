@@ -690,18 +690,11 @@ def wanted(ctx: PassContext) -> str | None:
 register(
     Pass(
         name="pad-channels",
-        summary="pad Conv channels to the target's multiple with zero filters",
+        summary="Pad Conv channels with zero filters to the target's multiple (exact).",
         semantics=Semantics.EXACT,
         resolves=(RULE,),
         run=run,
         wanted=wanted,
-        why=(
-            "NPUs that compute channels in fixed-width vectors reject a Conv whose channel "
-            "count is not a multiple of that width. Zero filters with a zero bias add channels "
-            "that are exactly zero; they are carried through activations, BatchNorm, pooling, "
-            "Resize, residual Adds and Concat, read with zero weights by the next Conv (whose "
-            "input channels are aligned too), and sliced off only before an op that would mix "
-            "them into real values or at a graph output, so the outputs do not change."
-        ),
+        why=__doc__.split("\n\n", 1)[1].split("\n\n", 1)[0].strip(),
     )
 )

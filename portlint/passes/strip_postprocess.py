@@ -146,6 +146,11 @@ def split(
     names = [v.name for v in boundary]
     head_nodes = _reachable(graph, names, input_names)
     tail_nodes = _reachable(graph, [o.name for o in graph.output], {*names, *input_names})
+    if not tail_nodes:
+        raise PortlintError(
+            f"the cut at {quoted([v.name for v in cut_infos])} removes nothing: no node "
+            "lies between it and the graph outputs"
+        )
     missing = _missing_cut(view, after, tail_nodes)
     if missing is not None:
         raise PortlintError(

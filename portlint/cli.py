@@ -6,6 +6,8 @@ stderr); 3 internal error (a bug: rerun with --debug for the traceback).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -28,11 +30,6 @@ targets_app = typer.Typer(
 )
 app.add_typer(targets_app, name="targets")
 _state = {"debug": False}
-
-
-class OutputFormat(str, Enum):
-    text = "text"
-    json = "json"
 
 
 class FailOn(str, Enum):
@@ -80,8 +77,13 @@ def check(
         ),
     ] = None,
     output_format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Report format.")
-    ] = OutputFormat.text,
+        str,
+        typer.Option("--format", "-f", help="Report format: text, json (see the README for all)."),
+    ] = "text",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+    ] = None,
     select: Annotated[
         list[str] | None,
         typer.Option(
@@ -124,11 +126,17 @@ def check(
         input_shapes=shapes or None,
         fail_on=Severity(fail_on.value) if fail_on else None,
     )
-    reports = check_paths(models, cfg)
-    if output_format is OutputFormat.json:
-        from portlint.report.json_report import render_json
+    from portlint.report import renderer
 
-        sys.stdout.write(render_json(reports))
+    render = renderer(output_format) if output_format != "text" else None
+    reports = check_paths(models, cfg)
+    if render is not None:
+        _emit(render(reports), output)
+    elif output is not None:
+        from portlint.report.text import render_text
+
+        with _report_file(output) as handle:
+            render_text(reports, Console(file=handle, highlight=False, width=120, no_color=True))
     else:
         from portlint.report.text import render_text
 
@@ -229,6 +237,32 @@ def fix(
     render_text([run.recheck], console)
     failing = any(f.severity.rank >= cfg.fail_on.rank for f in run.recheck.findings)
     raise typer.Exit(EXIT_FINDINGS if failing else EXIT_OK)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    with _report_file(output) as handle:
+        handle.write(text)
+
+
+@contextlib.contextmanager
+def _report_file(output: Path):
+    """The report file, written whole or not at all."""
+    import tempfile
+
+    folder = output.resolve().parent
+    if not folder.is_dir():
+        raise ConfigError(f"{output}: folder {folder} does not exist")
+    descriptor, name = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            yield handle
+        os.replace(name, output)
+    finally:
+        if os.path.exists(name):
+            os.unlink(name)
 
 
 def _parse_option(text: str) -> tuple[str, str]:

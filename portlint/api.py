@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from portlint.config import Config, find_config, load_config
 from portlint.engine import ModelReport, check_model
@@ -18,6 +18,7 @@ from portlint.target import Target, load_target, shipped_target_names
 if TYPE_CHECKING:
     from portlint.fixer import FixOutcome, FixRequest
     from portlint.passes import Pass
+    from portlint.runner import Report
 
 
 def resolve_config(path: Path | None) -> Config:
@@ -52,6 +53,39 @@ def check_paths(paths: Iterable[Path], config: Config) -> list[ModelReport]:
         loaded = load_for_check(path, dict(config.input_shapes))
         reports.append(check_model(build_view(loaded), path, targets, rules, config))
     return reports
+
+
+def check(
+    paths: str | Path | Sequence[str | Path],
+    targets: Sequence[str] | None = None,
+    config: Config | str | Path | None = None,
+    *,
+    jobs: int | None = None,
+    baseline: str | Path | None = None,
+    progress: Callable[[Path], None] | None = None,
+) -> Report:
+    """Check models (files or folders of ``*.onnx``) against targets; the CLI's ``check``.
+
+    ``config`` is a ``Config`` or the path of a pyproject.toml/portlint.toml (default: the
+    nearest one); ``targets`` overrides its targets. One file that cannot be read raises a
+    ``PortlintError``; among several, each bad file becomes a ``FileError`` in the report.
+    """
+    from portlint.runner import Report, check_many
+
+    if not isinstance(config, Config):
+        config = resolve_config(Path(config) if config is not None else None)
+    if targets:
+        config = replace(config, targets=tuple(targets))
+    items = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    if len(items) == 1 and not items[0].is_dir():
+        report = Report(check_paths(items, config))
+    else:
+        report = check_many(items, config, jobs, progress)
+    if baseline is not None:
+        from portlint.baseline import apply_baseline
+
+        apply_baseline(report, Path(baseline))
+    return report
 
 
 @dataclass
@@ -96,6 +130,45 @@ def fix_path(
     recheck = check_paths([output], replace(request.config, input_shapes={}))[0]
     tail = tail_path if outcome.tail is not None else None
     return FixRun([], outcome, written, tail, stale, recheck)
+
+
+def fix(
+    path: str | Path,
+    target: str | None = None,
+    output: str | Path | None = None,
+    *,
+    passes: Sequence[str] = (),
+    unsafe: bool = False,
+    options: Mapping[str, Any] | None = None,
+    input_shapes: Mapping[str, list[int]] | None = None,
+    allow_unverified: bool = False,
+    in_place: bool = False,
+    dry_run: bool = False,
+    config: Config | str | Path | None = None,
+) -> FixRun:
+    """Rewrite the model at ``path`` for ``target`` and prove each pass; the CLI's ``fix``.
+
+    Writes ``output`` (default ``NAME.portlint.onnx``) atomically and never the input unless
+    ``in_place``; raises ``FixError`` (nothing written) when a pass breaks its promise.
+    """
+    from portlint.fixer import FixRequest
+
+    if not isinstance(config, Config):
+        config = resolve_config(Path(config) if config is not None else None)
+    config = config.merged(
+        targets=(target,) if target else None,
+        input_shapes=dict(input_shapes) if input_shapes else None,
+    )
+    request = FixRequest(
+        tuple(passes),
+        unsafe,
+        dict(options or {}),
+        dict(config.input_shapes),
+        allow_unverified,
+        config,
+    )
+    destination = Path(output) if output is not None else None
+    return fix_path(Path(path), request, destination, in_place=in_place, dry_run=dry_run)
 
 
 def _single_target(config: Config) -> Target:

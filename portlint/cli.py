@@ -17,7 +17,14 @@ import typer
 from rich.console import Console
 
 from portlint import __version__
-from portlint.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_OK, ConfigError, PortlintError
+from portlint.errors import (
+    EXIT_FINDINGS,
+    EXIT_INPUT_ERROR,
+    EXIT_INTERNAL_ERROR,
+    EXIT_OK,
+    ConfigError,
+    PortlintError,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -30,6 +37,7 @@ targets_app = typer.Typer(
 )
 app.add_typer(targets_app, name="targets")
 _state = {"debug": False}
+STALE_SHOWN = 10
 
 
 class FailOn(str, Enum):
@@ -67,7 +75,9 @@ def _main(
 
 @app.command()
 def check(
-    models: Annotated[list[Path], typer.Argument(help="ONNX model files.", show_default=False)],
+    models: Annotated[
+        list[Path], typer.Argument(help="ONNX model files or folders.", show_default=False)
+    ],
     target: Annotated[
         list[str] | None,
         typer.Option(
@@ -83,6 +93,18 @@ def check(
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="Accept the findings recorded in this baseline file; report the rest."),
+    ] = None,
+    write_baseline: Annotated[
+        Path | None,
+        typer.Option(help="Record every finding in this baseline file (and exit 0)."),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Worker processes for several models."),
     ] = None,
     select: Annotated[
         list[str] | None,
@@ -112,9 +134,11 @@ def check(
         ),
     ] = None,
 ) -> None:
-    """Check MODELS against one or more targets and report every violation."""
-    from portlint.api import check_paths, resolve_config
+    """Check MODELS (files or folders) against one or more targets and report every violation."""
+    from portlint.api import check as run_check
+    from portlint.api import resolve_config
     from portlint.config import parse_input_shape
+    from portlint.report import renderer
     from portlint.rule import Severity
 
     cfg = resolve_config(config)
@@ -126,23 +150,59 @@ def check(
         input_shapes=shapes or None,
         fail_on=Severity(fail_on.value) if fail_on else None,
     )
-    from portlint.report import renderer
-
     render = renderer(output_format) if output_format != "text" else None
-    reports = check_paths(models, cfg)
+    with _progress() as advance:
+        report = run_check(models, config=cfg, jobs=jobs, baseline=baseline, progress=advance)
     if render is not None:
-        _emit(render(reports), output)
-    elif output is not None:
-        from portlint.report.text import render_text
-
-        with _report_file(output) as handle:
-            render_text(reports, Console(file=handle, highlight=False, width=120, no_color=True))
+        _emit(render(report.models), output)
     else:
         from portlint.report.text import render_text
 
-        render_text(reports, _console())
-    failing = any(f.severity.rank >= cfg.fail_on.rank for r in reports for f in r.findings)
-    raise typer.Exit(EXIT_FINDINGS if failing else EXIT_OK)
+        if output is None:
+            render_text(report.models, _console())
+        else:
+            with _report_file(output) as handle:
+                console = Console(file=handle, highlight=False, width=120, no_color=True)
+                render_text(report.models, console)
+    for problem in report.errors:
+        print(f"portlint: error: {problem.message}", file=sys.stderr)
+    if baseline is not None:
+        print(f"portlint: {report.baselined} findings accepted by {baseline}", file=sys.stderr)
+        stale = report.stale_baseline
+        for entry in stale[:STALE_SHOWN]:
+            print(f"portlint: stale baseline entry (fixed? remove it): {entry}", file=sys.stderr)
+        if len(stale) > STALE_SHOWN:
+            more = len(stale) - STALE_SHOWN
+            print(
+                f"portlint: ... and {more} more stale entries; rewrite it with --write-baseline",
+                file=sys.stderr,
+            )
+    if write_baseline is not None:
+        from portlint.baseline import write_baseline as write
+
+        count = write(report, write_baseline)
+        print(f"portlint: wrote {count} baseline entries to {write_baseline}", file=sys.stderr)
+        raise typer.Exit(EXIT_INPUT_ERROR if report.errors else EXIT_OK)
+    if report.errors:
+        raise typer.Exit(EXIT_INPUT_ERROR)
+    raise typer.Exit(EXIT_FINDINGS if report.failing(cfg.fail_on) else EXIT_OK)
+
+
+@contextlib.contextmanager
+def _progress():
+    """A progress bar for runs over several models, on a terminal only (quiet in CI logs)."""
+    if not sys.stderr.isatty() or os.environ.get("CI"):
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("checking", total=None)
+
+        def advance(path: Path) -> None:
+            bar.update(task, advance=1, description=f"checked {path.name}")
+
+        yield advance
 
 
 @app.command()
@@ -203,27 +263,25 @@ def fix(
     ] = None,
 ) -> None:
     """Rewrite MODEL so it runs on the target, proving each pass numerically."""
-    from portlint.api import fix_path, resolve_config
+    from portlint.api import fix as run_fix
+    from portlint.api import resolve_config
     from portlint.config import parse_input_shape
-    from portlint.fixer import FixRequest
     from portlint.rule import Severity
 
-    cfg = resolve_config(config)
-    shapes = dict(parse_input_shape(s) for s in input_shape or ())
-    cfg = cfg.merged(
-        targets=(target,) if target else None,
-        input_shapes=shapes or None,
-        fail_on=Severity(fail_on.value) if fail_on else None,
+    cfg = resolve_config(config).merged(fail_on=Severity(fail_on.value) if fail_on else None)
+    run = run_fix(
+        model,
+        target,
+        output,
+        passes=_split(pass_names),
+        unsafe=unsafe_fixes,
+        options=dict(_parse_option(o) for o in option or ()),
+        input_shapes=dict(parse_input_shape(s) for s in input_shape or ()),
+        allow_unverified=allow_unverified,
+        in_place=in_place,
+        dry_run=dry_run,
+        config=cfg,
     )
-    request = FixRequest(
-        _split(pass_names),
-        unsafe_fixes,
-        dict(_parse_option(o) for o in option or ()),
-        dict(cfg.input_shapes),
-        allow_unverified,
-        cfg,
-    )
-    run = fix_path(model, request, output, in_place=in_place, dry_run=dry_run)
     from portlint.report.fix_text import render_fix, render_plan
 
     console = _console()

@@ -28,10 +28,11 @@ class TargetReport:
     rejected_nodes: int
     partitions: int
     placement: dict[str, str] = field(default_factory=dict)
+    accepted: list[Finding] = field(default_factory=list)  # in the baseline: not reported
 
     @property
     def verdict(self) -> str:
-        if any(f.blocks_compile for f in self.findings):
+        if any(f.blocks_compile for f in (*self.findings, *self.accepted)):
             return DOES_NOT_COMPILE
         if self.cpu_nodes:
             return RUNS_WITH_FALLBACK

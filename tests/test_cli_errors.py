@@ -54,7 +54,7 @@ def _external_model(folder: Path, location: str) -> Path:
 
 CASES = {
     "missing file": (lambda d: d / "nope.onnx", ["no such file"]),
-    "directory": (lambda d: d, ["is a directory"]),
+    "directory": (lambda d: d, ["no .onnx files in this folder"]),
     "not onnx": (lambda d: _write(d / "notes.onnx", b"hello, this is a text file\n" * 10), ["not"]),
     "empty": (lambda d: _write(d / "empty.onnx", b""), ["empty"]),
     "truncated": (

@@ -108,6 +108,26 @@ def _matrix(console: Console, report: ModelReport) -> None:
     console.print(table)
 
 
+def _models_matrix(console: Console, reports: list[ModelReport]) -> None:
+    """One row per model, one column per target: the verdict and the error count."""
+    names = list(dict.fromkeys(t.target.name for r in reports for t in r.targets))
+    table = Table(title=None, show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table.add_column("model")
+    for name in names:
+        table.add_column(name)
+    for report in reports:
+        cells = {}
+        for target in report.targets:
+            errors = target.count(Severity.ERROR)
+            detail = f" ({_plural(errors, 'error')})" if errors else ""
+            cells[target.target.name] = (
+                f"[{VERDICT_STYLE[target.verdict]}]{target.verdict}[/]{detail}"
+            )
+        table.add_row(escape(str(report.path)), *(cells.get(n, "") for n in names))
+    console.print()
+    console.print(table)
+
+
 def render_text(reports: Iterable[ModelReport], console: Console) -> None:
     """Print every model's findings, per target, then a target matrix and a summary line."""
     reports = list(reports)
@@ -129,6 +149,8 @@ def render_text(reports: Iterable[ModelReport], console: Console) -> None:
             _matrix(console, report)
         for glob in report.unmatched_ignores:
             console.print(f"[yellow]per-node-ignores entry {glob!r} matched no finding[/]")
+    if len(reports) > 1:
+        _models_matrix(console, reports)
     findings = [f for r in reports for f in r.findings]
     counts = ", ".join(
         _plural(sum(1 for f in findings if f.severity is s), s.value) for s in Severity

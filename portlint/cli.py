@@ -317,6 +317,9 @@ def _report_file(output: Path):
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             yield handle
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)  # mkstemp makes it private; a report is for sharing
         os.replace(name, output)
     finally:
         if os.path.exists(name):

@@ -17,6 +17,10 @@ Renderer = Callable[[Sequence[ModelReport]], str]
 
 FORMATS: dict[str, tuple[str, str]] = {
     "json": ("portlint.report.json_report", "render_json"),
+    "sarif": ("portlint.report.sarif", "render_sarif"),
+    "github": ("portlint.report.github", "render_github"),
+    "html": ("portlint.report.html", "render_html"),
+    "model-explorer": ("portlint.report.model_explorer", "render_model_explorer"),
 }
 """Format name -> (module, function) of its renderer."""
 

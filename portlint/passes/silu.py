@@ -98,26 +98,22 @@ def wanted(ctx: PassContext) -> str | None:
     return f"{count} SiLU activation(s)" if count else None
 
 
-WHY = __doc__.split("\n\n", 1)[1].strip()
-register(
-    Pass(
-        name="silu-to-relu",
-        summary="Replace SiLU (x*sigmoid(x)) with ReLU; needs fine-tuning.",
-        semantics=Semantics.APPROXIMATE,
-        resolves=("PL101", "PL102", "PL107"),
-        run=run_relu,
-        wanted=wanted,
-        why=WHY,
+for name, summary, run in (
+    ("silu-to-relu", "Replace SiLU (x*sigmoid(x)) with ReLU; needs fine-tuning.", run_relu),
+    (
+        "silu-to-hardswish",
+        "Replace SiLU with HardSwish (closer than ReLU); needs fine-tuning.",
+        run_hardswish,
+    ),
+):
+    register(
+        Pass(
+            name=name,
+            summary=summary,
+            semantics=Semantics.APPROXIMATE,
+            resolves=("PL101", "PL102", "PL107"),
+            run=run,
+            wanted=wanted,
+            why=__doc__.split("\n\n", 1)[1].strip(),
+        )
     )
-)
-register(
-    Pass(
-        name="silu-to-hardswish",
-        summary="Replace SiLU with HardSwish (closer than ReLU); needs fine-tuning.",
-        semantics=Semantics.APPROXIMATE,
-        resolves=("PL101", "PL102", "PL107"),
-        run=run_hardswish,
-        wanted=wanted,
-        why=WHY,
-    )
-)

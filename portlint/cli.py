@@ -189,9 +189,24 @@ def check(
 
 
 @contextlib.contextmanager
+def _spinner(message: str):
+    """A spinner on stderr while one long step runs, on a terminal only."""
+    if not _interactive():
+        yield
+        return
+    with Console(stderr=True).status(message):
+        yield
+
+
+def _interactive() -> bool:
+    """Progress output only for a person at a terminal, never in CI logs or pipes."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@contextlib.contextmanager
 def _progress():
     """A progress bar for runs over several models, on a terminal only (quiet in CI logs)."""
-    if not sys.stderr.isatty() or os.environ.get("CI"):
+    if not _interactive():
         yield None
         return
     from rich.progress import Progress
@@ -269,19 +284,20 @@ def fix(
     from portlint.rule import Severity
 
     cfg = resolve_config(config).merged(fail_on=Severity(fail_on.value) if fail_on else None)
-    run = run_fix(
-        model,
-        target,
-        output,
-        passes=_split(pass_names),
-        unsafe=unsafe_fixes,
-        options=dict(_parse_option(o) for o in option or ()),
-        input_shapes=dict(parse_input_shape(s) for s in input_shape or ()),
-        allow_unverified=allow_unverified,
-        in_place=in_place,
-        dry_run=dry_run,
-        config=cfg,
-    )
+    with _spinner(f"fixing {model.name} (each pass is proven in onnxruntime)"):
+        run = run_fix(
+            model,
+            target,
+            output,
+            passes=_split(pass_names),
+            unsafe=unsafe_fixes,
+            options=dict(_parse_option(o) for o in option or ()),
+            input_shapes=dict(parse_input_shape(s) for s in input_shape or ()),
+            allow_unverified=allow_unverified,
+            in_place=in_place,
+            dry_run=dry_run,
+            config=cfg,
+        )
     from portlint.report.fix_text import render_fix, render_plan
 
     console = _console()

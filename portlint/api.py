@@ -108,23 +108,61 @@ def fix_path(
     dry_run: bool = False,
 ) -> FixRun:
     """Plan and run the passes on ``path`` for the one configured target; write atomically."""
-    from portlint.fixer import fix_model, plan
-    from portlint.model_io import load_for_fix
-    from portlint.model_write import check_destinations, default_output, tail_output, write_model
+    import onnx
+
+    from portlint.errors import ModelLoadError, first_line
+    from portlint.fixer import FixError, fix_model, plan
+    from portlint.model_io import PROTOBUF_LIMIT, load_for_fix
+    from portlint.model_write import (
+        check_destinations,
+        check_file,
+        default_output,
+        protobuf_size,
+        tail_output,
+        write_model,
+    )
+
+    def verifier(written: onnx.ModelProto):
+        """Over the protobuf limit the fixer could not run onnx.checker in memory: run it on
+        the staged file, before anything is renamed into place."""
+        if protobuf_size(written) < PROTOBUF_LIMIT:
+            return None
+
+        def verify(staged: Path) -> None:
+            try:
+                check_file(staged)
+            except Exception as exc:
+                raise FixError(
+                    f"the fixed model fails onnx.checker: {first_line(exc)}; nothing written"
+                ) from exc
+
+        return verify
 
     target = _single_target(request.config)
     if in_place and output is not None and output.resolve() != path.resolve():
         raise ConfigError("--in-place writes over the input model; drop -o, or drop --in-place")
     output = path if in_place else (output or default_output(path))
-    model, data_files = load_for_fix(path)
+    try:
+        model, data_files = load_for_fix(path)
+    except onnx.checker.ValidationError as exc:  # onnx's own checks, e.g. a symlinked data file
+        raise ModelLoadError(f"{path}: cannot read external data: {first_line(exc)}") from exc
     check_destinations(output, [path, *data_files], in_place)
     if dry_run:
         return FixRun(plan(model, target, request))
     outcome = fix_model(model, target, request)
-    written = write_model(outcome.model, output, bool(data_files))
+    keep = [] if in_place else [path, *data_files]  # in place, the input's data may go
+    verify = verifier(outcome.model)
+    written = write_model(outcome.model, output, bool(data_files), keep, verify)
+    if verify is not None:
+        for step in outcome.steps:
+            if step.changed:
+                step.verification += (
+                    "; the written model passed onnx.checker (full, with strict shape inference)"
+                )
     tail_path = tail_output(output)
     if outcome.tail is not None:
-        written += write_model(outcome.tail, tail_path, bool(data_files))
+        tail_verify = verifier(outcome.tail)
+        written += write_model(outcome.tail, tail_path, bool(data_files), keep, tail_verify)
     stale = tail_path if outcome.tail is None and tail_path.exists() else None
     # the output is checked as written: --input-shape pins were fix's to apply, not check's
     recheck = check_paths([output], replace(request.config, input_shapes={}))[0]

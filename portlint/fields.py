@@ -147,6 +147,8 @@ def pads(node: NodeView, view: GraphView) -> list[int] | None:
         return [0] * (2 * len(kernel))
     spatial = _static_dims(_tensor(view, _input(node), "input"), "input")[2:]
     stride = node.attributes.get("strides") or [1] * len(kernel)
+    if any(s <= 0 for s in stride):
+        raise Unknown(f"auto_pad is set and the strides {list(stride)} are not all positive")
     dilation = node.attributes.get("dilations") or [1] * len(kernel)
     begins, ends = [], []
     for size, k, s, d in zip(spatial, kernel, stride, dilation, strict=False):
@@ -177,7 +179,8 @@ def out_channels(node: NodeView, view: GraphView) -> int | None:
     if node.op_type == "Conv" and len(node.inputs) > 1:
         return _dim(view, node.inputs[1], 0, "weight")
     if node.op_type == "ConvTranspose" and len(node.inputs) > 1:
-        return _dim(view, node.inputs[1], 1, "weight") * int(node.attributes.get("group", 1))
+        per_group = _dim(view, node.inputs[1], 1, "weight")
+        return None if per_group is None else per_group * int(node.attributes.get("group", 1))
     return _dim(view, node.outputs[0], 1, "output")
 
 
@@ -337,6 +340,8 @@ def weights_per_filter(node: NodeView, view: GraphView) -> int | None:
         return None
     weight = _tensor(view, node.inputs[1], "weight")
     dims = _static_dims(weight, "weight")
+    if len(dims) < 2:
+        return None  # not a convolution weight: (out, in/group, k...) or (in, out/group, k...)
     if node.op_type == "Conv":
         return math.prod(dims[1:])
     return dims[0] * math.prod(dims[2:]) // max(1, int(node.attributes.get("group", 1)))
@@ -394,6 +399,8 @@ def channels_per_group(node: NodeView, view: GraphView) -> int | None:
     groups = node.attributes.get("group")
     if channels is None or groups is None:
         return None
+    if int(groups) <= 0:
+        raise Unknown(f"the group {groups} is not a positive number")
     return channels // int(groups)
 
 
@@ -401,4 +408,5 @@ def channels_per_group(node: NodeView, view: GraphView) -> int | None:
 def depth_multiplier(node: NodeView, view: GraphView) -> int | None:
     if group_kind(node, view) != "depthwise":
         return None
-    return out_channels(node, view) // int(node.attributes.get("group", 1))
+    channels = out_channels(node, view)
+    return None if channels is None else channels // int(node.attributes.get("group", 1))

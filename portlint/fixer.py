@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +132,7 @@ def plan(
     """What ``fix`` would run on ``model`` as it is now: (pass, reason) or reason None."""
     chosen = _considered(request)
     ctx = request.context(model, target)
-    return [(item, reason or item.wanted(ctx)) for item, reason in chosen]
+    return [(item, reason or _guarded(item, item.wanted, ctx)) for item, reason in chosen]
 
 
 def fix_model(
@@ -150,17 +150,17 @@ def fix_model(
     current, tail, steps = _named(model), None, []
     for item, fixed_reason in chosen:
         ctx = request.context(copy_model(current), target)
-        reason = fixed_reason or item.wanted(ctx)
+        reason = fixed_reason or _guarded(item, item.wanted, ctx)
         if reason is None:
             continue
         step = Step(item, reason)
         started = time.perf_counter()
-        step.result = item.run(ctx)
+        step.result = _guarded(item, item.run, ctx)
         if step.changed:
-            step.result.model = _tidy(step.result.model)
-            _validate(step.result.model, item)
+            step.result.model = _guarded(item, _tidy, step.result.model)
+            _validate(step.result.model, item, current)
             if step.result.tail is not None:
-                _validate(step.result.tail, item, "its tail model")
+                _validate(step.result.tail, item, current, "its tail model")
             prover.prove(step)
             if step.result.tail is not None:
                 tail = _compose_tails(step.result.tail, tail)
@@ -169,6 +169,19 @@ def fix_model(
         steps.append(step)
     after_report = check_in_memory(current, target, None, config)
     return FixOutcome(model, current, tail, steps, before_report, after_report)
+
+
+def _guarded(item: Pass, call: Callable[[Any], Any], argument: Any) -> Any:
+    """``call(argument)`` for pass ``item``; a crash inside it stops the run with one line."""
+    try:
+        return call(argument)
+    except PortlintError:
+        raise
+    except Exception as exc:
+        raise FixError(
+            f"pass {item.name} failed on this model ({type(exc).__name__}: {first_line(exc)}); "
+            "nothing written"
+        ) from exc
 
 
 def _named(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -194,21 +207,35 @@ def _compose_tails(new: onnx.ModelProto, old: onnx.ModelProto | None) -> onnx.Mo
     raise FixError("the graph was cut twice in one run; run strip-postprocess once")
 
 
-def _validate(model: onnx.ModelProto, item: Pass, what: str = "the model") -> None:
+def _validate(
+    model: onnx.ModelProto, item: Pass, given: onnx.ModelProto, what: str = "the model"
+) -> None:
     """Full onnx.checker and strict shape inference: a pass must leave a valid model.
 
     The checker serialises the model; one beyond the protobuf limit is left to the checks
-    on the written file (issue: big models), and the step says it was not verified.
+    on the written file (issue: big models), and the step says it was not verified. When
+    the model the pass was ``given`` fails the checker too, the message says so.
     """
-    if model.ByteSize() >= PROTOBUF_LIMIT:
+    error = _checker_error(model)
+    if error is None:
         return
+    given_error = _checker_error(given)
+    if given_error is not None:
+        raise FixError(
+            f"pass {item.name} cannot produce a valid model: the model it was given is not "
+            f"valid ONNX ({given_error}); nothing written"
+        )
+    raise FixError(f"pass {item.name} produced an invalid model ({what}): {error}; nothing written")
+
+
+def _checker_error(model: onnx.ModelProto) -> str | None:
+    if model.ByteSize() >= PROTOBUF_LIMIT:
+        return None
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:
-        raise FixError(
-            f"pass {item.name} produced an invalid model ({what}): {first_line(exc)}; "
-            "nothing written"
-        ) from exc
+        return first_line(exc)
+    return None
 
 
 class _Prover:

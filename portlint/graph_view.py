@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +18,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from portlint.model_io import LoadedModel
-from portlint.onnx_defaults import resolved_attributes
+from portlint.model_io import LoadedModel, corrupt_tensor, malformed_node
+from portlint.onnx_defaults import AttributeTypeError, resolved_attributes
 from portlint.patterns import find_patterns
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ def build_view(loaded: LoadedModel) -> GraphView:
     model = loaded.model
     graph = model.graph
     opsets = MappingProxyType(dict(loaded.opsets))
-    constants = _collect_constants(graph, loaded.stripped)
+    constants = _collect_constants(graph, loaded.stripped, loaded.path)
     tensors = _collect_tensors(graph, constants)
     raw_nodes = list(graph.node)
     names = display_names(raw_nodes)
@@ -190,7 +191,7 @@ def build_view(loaded: LoadedModel) -> GraphView:
             op_type=n.op_type,
             domain=n.domain or "",
             opset=opsets.get(n.domain or "", opsets.get("ai.onnx", 0)),
-            attributes=MappingProxyType(resolved_attributes(n, opsets, tensors)),
+            attributes=_attributes(n, opsets, tensors, loaded.path),
             inputs=tuple(n.input),
             outputs=tuple(n.output),
             folded=i in folded,
@@ -212,6 +213,15 @@ def build_view(loaded: LoadedModel) -> GraphView:
         MappingProxyType(constants),
         loaded.inference_error,
     )
+
+
+def _attributes(
+    node: onnx.NodeProto, opsets: Mapping[str, int], tensors: Mapping[str, TensorInfo], path: Path
+) -> Mapping[str, Any]:
+    try:
+        return MappingProxyType(resolved_attributes(node, opsets, tensors))
+    except AttributeTypeError as exc:
+        raise malformed_node(path, node, str(exc)) from exc
 
 
 def _shape_of(value_type: onnx.TypeProto) -> tuple[Dim, ...] | None:
@@ -275,14 +285,23 @@ def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
     return None
 
 
-def _collect_constants(graph: onnx.GraphProto, stripped: frozenset[str]) -> dict[str, np.ndarray]:
+def _collect_constants(
+    graph: onnx.GraphProto, stripped: frozenset[str], path: Path
+) -> dict[str, np.ndarray]:
     constants: dict[str, np.ndarray] = {}
     for init in graph.initializer:
         if init.name not in stripped:
-            constants[init.name] = numpy_helper.to_array(init)
+            try:
+                constants[init.name] = numpy_helper.to_array(init)
+            except Exception as exc:
+                raise corrupt_tensor(path, f"initializer {init.name!r}", exc) from exc
     for node in graph.node:
         if node.op_type == "Constant" and node.output:
-            value = _constant_node_value(node)
+            try:
+                value = _constant_node_value(node)
+            except Exception as exc:
+                what = f"the value of Constant node {node.name or node.op_type!r}"
+                raise corrupt_tensor(path, what, exc) from exc
             if value is not None:
                 constants[node.output[0]] = value
     return constants

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
+from onnx import numpy_helper
 
 from portlint.errors import ModelLoadError, first_line, suggest
+from portlint.onnx_defaults import attribute_type_problem
 
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"
 KEEP_CONSTANT_ELEMENTS = 4096
@@ -59,12 +61,17 @@ def load_for_fix(path: str | Path) -> tuple[onnx.ModelProto, list[Path]]:
     path = Path(path)
     model = _read_proto(path)
     _validate_structure(model, path)
+    _validate_attributes(model, path)  # ``check`` finds these as it reads them (build_view)
     _validate_external_data(model, path)
     locations = {
         e.value for t in _external_tensors(model) for e in t.external_data if e.key == "location"
     }
     if locations:
-        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+        try:
+            onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+        except (ValueError, OSError) as exc:
+            raise ModelLoadError(f"{path}: cannot read external data: {first_line(exc)}") from exc
+    _validate_constants(model, path)
     return model, sorted(path.parent / location for location in locations)
 
 
@@ -126,42 +133,182 @@ def _validate_structure(model: onnx.ModelProto, path: Path) -> None:
             f"{path}: not an ONNX model (no IR version, graph or opset import; corrupt file?)"
         )
     graph = model.graph
-    known = {i.name for i in graph.initializer} | {i.name for i in graph.input} | {""}
-    known.update(name for node in graph.node for name in node.output)
-    for node in graph.node:
+    known = {n: -1 for n in (*(i.name for i in graph.initializer), *(i.name for i in graph.input))}
+    known.update((name, i) for i, node in enumerate(graph.node) for name in node.output)
+    known[""] = -1
+    in_order = True  # while every node reads only what comes before it, there is no cycle
+    for index, node in enumerate(graph.node):
         for name in node.input:
-            if name not in known:
+            source = known.get(name)
+            if source is None:
                 node_name = node.name or node.op_type
                 raise ModelLoadError(
                     f"{path}: malformed graph: input {name!r} of node {node_name!r} "
                     "is not produced by any node, initializer or graph input"
                 )
+            in_order = in_order and source < index
     for output in graph.output:
         if output.name not in known:
             raise ModelLoadError(
                 f"{path}: malformed graph: output {output.name!r} is never produced"
             )
+    if not in_order:  # nodes out of order (allowed): make sure they do not loop
+        _validate_acyclic(graph, path)
+    _validate_types(graph, path)
+
+
+def _validate_acyclic(graph: onnx.GraphProto, path: Path) -> None:
+    """Nodes may come in any order, but no node may depend (through others) on itself."""
+    nodes = list(graph.node)
+    producers: dict[str, list[int]] = {}
+    for index, node in enumerate(nodes):
+        for name in filter(None, node.output):
+            producers.setdefault(name, []).append(index)
+    needs = [{p for name in node.input if name for p in producers.get(name, ())} for node in nodes]
+    waiting = [len(n) for n in needs]
+    users: list[list[int]] = [[] for _ in nodes]
+    for index, sources in enumerate(needs):
+        for source in sources:
+            users[source].append(index)
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    while ready:
+        for user in users[ready.pop()]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                ready.append(user)
+    stuck = next((i for i, count in enumerate(waiting) if count), None)
+    if stuck is None:
+        return
+    seen: dict[int, int] = {}
+    while stuck not in seen:  # walk back through unresolved inputs until a node repeats
+        seen[stuck] = len(seen)
+        stuck = next(p for p in needs[stuck] if waiting[p])
+    loop = [i for i, _ in sorted(seen.items(), key=lambda kv: kv[1]) if seen[i] >= seen[stuck]]
+    names = [repr(nodes[i].name or nodes[i].op_type) for i in reversed(loop)][:4]
+    raise ModelLoadError(
+        f"{path}: malformed graph: a cycle through node"
+        f"{'s ' + ' -> '.join(names) if len(loop) > 1 else ' ' + names[0]}"
+        f"{', ...' if len(loop) > len(names) else ''} (a node depends on its own output)"
+    )
+
+
+DATA_TYPES = frozenset(onnx.TensorProto.DataType.values())
+
+
+def _validate_types(graph: onnx.GraphProto, path: Path) -> None:
+    """Every tensor's element type must be one ONNX defines (0: unknown, allowed but on data)."""
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        kind = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else 0
+        if kind not in DATA_TYPES:
+            raise ModelLoadError(
+                f"{path}: malformed graph: tensor {value.name!r} has an unknown element type {kind}"
+            )
+    for tensor in graph.initializer:
+        if tensor.data_type not in DATA_TYPES or tensor.data_type == onnx.TensorProto.UNDEFINED:
+            raise ModelLoadError(
+                f"{path}: malformed graph: initializer {tensor.name!r} has an unknown element "
+                f"type {tensor.data_type}"
+            )
+
+
+def _validate_attributes(model: onnx.ModelProto, path: Path) -> None:
+    """Attributes must carry the type their op's schema declares (kernel_shape is INTS).
+
+    ``check`` finds the same problem as it reads the attributes (``build_view``).
+    """
+    opsets = {o.domain or "": o.version for o in model.opset_import}
+    for node in model.graph.node:
+        problem = attribute_type_problem(node, opsets)
+        if problem is not None:
+            raise malformed_node(path, node, problem)
+
+
+def malformed_node(path: Path, node: onnx.NodeProto, problem: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"{path}: malformed node {node.name or node.op_type!r} ({node.op_type}): {problem}"
+    )
+
+
+def _validate_constants(model: onnx.ModelProto, path: Path) -> None:
+    """The small constants checking reads (shapes, scales) must decode as their dims say.
+
+    ``check`` finds the same problem as it decodes them (``build_view``).
+    """
+    tensors = [
+        (t, f"initializer {t.name!r}")
+        for t in model.graph.initializer
+        if t.data_location != onnx.TensorProto.EXTERNAL
+        and _element_count(t) <= KEEP_CONSTANT_ELEMENTS
+    ]
+    tensors += [
+        (a.t, f"the value of Constant node {n.name or n.op_type!r}")
+        for n in model.graph.node
+        if n.op_type == "Constant"
+        for a in n.attribute
+        if a.type == onnx.AttributeProto.TENSOR and a.t.data_location != onnx.TensorProto.EXTERNAL
+    ]
+    for tensor, what in tensors:
+        try:
+            numpy_helper.to_array(tensor)
+        except Exception as exc:
+            raise corrupt_tensor(path, what, exc) from exc
+
+
+def corrupt_tensor(path: Path, what: str, exc: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"{path}: malformed graph: {what} does not hold the data its type and dims say "
+        f"({first_line(exc)})"
+    )
 
 
 def _validate_external_data(model: onnx.ModelProto, path: Path) -> None:
-    """External data must exist, be large enough and stay inside the model's folder."""
-    base = path.resolve().parent
-    for tensor in _external_tensors(model):
+    """External data must exist, be large enough and stay inside the model's folder.
+
+    Every tensor onnx would load counts: initializers, node attributes (Constant values),
+    subgraphs and functions. The folder is the one onnx and onnxruntime read from, beside the
+    model path as given (a symlinked model reads its data beside the link). A location is
+    resolved with symlinks followed, so ``../``, an absolute path, a link inside the folder
+    that leads out of it and a path through a symlinked subfolder that does are all refused,
+    before any byte is read.
+    """
+    from onnx.external_data_helper import _get_all_tensors
+
+    base = path.absolute().parent.resolve()
+    for tensor in _get_all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
         info = {e.key: e.value for e in tensor.external_data}
         location = info.get("location", "")
-        target = (base / location).resolve()
-        if not location or os.path.isabs(location) or not target.is_relative_to(base):
+        where = f"external data location {location!r} of tensor {tensor.name!r}"
+        if not location or "\0" in location:
+            raise ModelLoadError(f"{path}: invalid {where}: not a file name")
+        lexical = Path(os.path.normpath(base / location))
+        try:
+            target = (base / location).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+            raise ModelLoadError(f"{path}: cannot resolve {where}: {first_line(exc)}") from exc
+        if os.path.isabs(location) or not lexical.is_relative_to(base):
+            raise ModelLoadError(f"{path}: refusing {where}: it points outside the model's folder")
+        if not target.is_relative_to(base) or target == base:
             raise ModelLoadError(
-                f"{path}: refusing external data location {location!r} of tensor {tensor.name!r}: "
-                "it points outside the model's folder"
+                f"{path}: refusing {where}: a symbolic link leads outside the model's folder "
+                f"(to {target}); copy the data beside the model"
             )
         if not target.is_file():
             raise ModelLoadError(
                 f"{path}: missing external data file {location!r} "
                 f"(needed by tensor {tensor.name!r})"
             )
-        end = int(info.get("offset", 0) or 0) + int(info.get("length", 0) or 0)
-        if end > target.stat().st_size:
+        try:
+            offset, length = int(info.get("offset") or 0), int(info.get("length") or 0)
+        except ValueError:
+            offset = length = -1
+        if offset < 0 or length < 0:
+            raise ModelLoadError(
+                f"{path}: invalid offset or length in the {where}: "
+                f"{info.get('offset')!r}, {info.get('length')!r}"
+            )
+        if offset + length > target.stat().st_size:
             raise ModelLoadError(
                 f"{path}: external data file {location!r} is shorter than tensor "
                 f"{tensor.name!r} needs (truncated?)"

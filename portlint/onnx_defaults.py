@@ -22,17 +22,51 @@ WINDOWED_OPS = frozenset(
 WEIGHT_INPUT_INDEX = {"Conv": 1, "ConvTranspose": 1, "ConvInteger": 1, "QLinearConv": 3}
 
 
+ATTRIBUTE_TYPES = frozenset(onnx.AttributeProto.AttributeType.values()) - {0}
+_LIST_OF = {
+    onnx.AttributeProto.INT: onnx.AttributeProto.INTS,
+    onnx.AttributeProto.FLOAT: onnx.AttributeProto.FLOATS,
+    onnx.AttributeProto.STRING: onnx.AttributeProto.STRINGS,
+}
+"""A single value where the schema wants a list of them is read as a one-element list."""
+
+
+class AttributeTypeError(ValueError):
+    """An attribute without a type, or not of the type its op's schema declares."""
+
+
 @lru_cache(maxsize=512)
-def _schema_defaults(op_type: str, domain: str, opset: int) -> dict[str, Any]:
+def _schema(op_type: str, domain: str, opset: int) -> tuple[dict[str, Any], dict[str, int]]:
+    """The op's attribute defaults, and the ``AttributeProto`` type of each of its attributes."""
     try:
         schema = onnx.defs.get_schema(op_type, opset, domain)
     except Exception:
-        return {}
+        return {}, {}
     defaults = {}
     for name, attr in schema.attributes.items():
         if attr.default_value.name:
             defaults[name] = _decode(onnx.helper.get_attribute_value(attr.default_value))
-    return defaults
+    return defaults, {name: int(attr.type) for name, attr in schema.attributes.items()}
+
+
+def attribute_type_problem(node: onnx.NodeProto, opsets: Mapping[str, int]) -> str | None:
+    """'attribute 'strides' has type FLOAT, expected INTS' for the node's first bad attribute."""
+    domain = node.domain or ""
+    declared = _schema(node.op_type, domain, node_opset(domain, opsets))[1]
+    kinds = onnx.AttributeProto.AttributeType
+    for attr in node.attribute:
+        expected = declared.get(attr.name)
+        if attr.type in ATTRIBUTE_TYPES and expected in (None, attr.type, _LIST_OF.get(attr.type)):
+            continue
+        got = kinds.Name(attr.type) if attr.type in kinds.values() else str(attr.type)
+        wanted = f", expected {kinds.Name(expected)}" if expected is not None else ""
+        return f"attribute {attr.name!r} has type {got}{wanted}"
+    return None
+
+
+def node_opset(domain: str, opsets: Mapping[str, int]) -> int:
+    """The opset a node of ``domain`` is read with ("" and "ai.onnx" are one domain)."""
+    return opsets.get(domain, opsets.get("ai.onnx", 1) if domain == "" else 1)
 
 
 def _decode(value: Any) -> Any:
@@ -46,15 +80,23 @@ def _decode(value: Any) -> Any:
 def resolved_attributes(
     node: onnx.NodeProto, opsets: Mapping[str, int], tensors: Mapping[str, TensorInfo]
 ) -> dict[str, Any]:
-    """The node's attributes with schema defaults and spatial defaults filled in."""
+    """The node's attributes with schema defaults and spatial defaults filled in.
+
+    Raises ``AttributeTypeError`` for an attribute of the wrong type (a TENSOR kernel_shape).
+    """
     domain = node.domain or ""
-    opset = opsets.get(domain, opsets.get("ai.onnx", 1) if domain == "" else 1)
-    values = dict(_schema_defaults(node.op_type, domain, opset))
+    defaults, declared = _schema(node.op_type, domain, node_opset(domain, opsets))
+    values = dict(defaults)
     for attr in node.attribute:
-        if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-            values[attr.name] = "<subgraph>"
+        name, kind = attr.name, attr.type
+        expected = declared.get(name, kind)
+        if kind not in ATTRIBUTE_TYPES or expected not in (kind, _LIST_OF.get(kind)):
+            raise AttributeTypeError(attribute_type_problem(node, opsets))
+        if kind in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+            values[name] = "<subgraph>"
             continue
-        values[attr.name] = _decode(onnx.helper.get_attribute_value(attr))
+        value = _decode(onnx.helper.get_attribute_value(attr))
+        values[name] = value if expected == kind else [value]
     if node.op_type in WINDOWED_OPS and domain == "":
         _fill_spatial_defaults(node, values, tensors)
     return values

@@ -7,6 +7,8 @@ BatchNorm left unfused is quantized on its own, with its own rounding.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from portlint.passes import Pass, PassContext, PassResult, Semantics, register
@@ -16,10 +18,13 @@ FOLDS_INTO = ("Conv", "ConvTranspose", "Gemm")
 RULES = ("PL101", "PL102", "PL107")
 
 
-def _foldable(graph) -> list:
-    """(batchnorm, producer) pairs: BN in inference mode whose producer only feeds it."""
+def _foldable(graph) -> Iterator[tuple]:
+    """(batchnorm, producer) pairs: BN in inference mode whose producer only feeds it.
+
+    Lazy, in node order: a caller that folds each pair before asking for the next one folds
+    a BatchNorm that follows a folded one too (Conv -> BN -> BN), in one pass.
+    """
     outputs = {t.name for t in graph.outputs}
-    pairs = []
     for node in graph.nodes:
         if node.op != "BatchNormalization" or node.attrs.get("training_mode", 0):
             continue
@@ -40,8 +45,7 @@ def _foldable(graph) -> list:
         ):
             if producer.op == "Gemm" and producer.attrs.get("transA", 0):
                 continue
-            pairs.append((node, producer))
-    return pairs
+            yield node, producer
 
 
 def _scaled_weight(producer, weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -89,7 +93,7 @@ def _fold(graph, bn, producer) -> None:
 def run(ctx: PassContext) -> PassResult:
     graph = to_graph(ctx.model)
     changes = []
-    for bn, producer in _foldable(graph):
+    for bn, producer in _foldable(graph):  # each folded before the next is looked at
         changes.append(
             f"{bn.name!r}: BatchNormalization folded into {producer.op} {producer.name!r}"
         )

@@ -8,6 +8,8 @@ so those are skipped with a note rather than half-simplified.
 
 from __future__ import annotations
 
+import onnx
+
 from portlint.errors import first_line
 from portlint.model_io import PROTOBUF_LIMIT
 from portlint.passes import Pass, PassContext, PassResult, Semantics, register
@@ -27,6 +29,28 @@ def wanted(ctx: PassContext) -> str | None:
     return "; ".join(parts) or None
 
 
+def _same_graph(graph: onnx.GraphProto, other: onnx.GraphProto) -> bool:
+    """Equal but for value_info and the order of nodes and initializers: onnxsim annotates
+    shapes and may reorder nodes even when it simplifies nothing, and that alone is no change
+    (``fix`` on its own output must change nothing)."""
+    unordered = ("node", "initializer", "value_info")
+
+    def fields(g: onnx.GraphProto) -> list:
+        return [(f.name, value) for f, value in g.ListFields() if f.name not in unordered]
+
+    def nodes(g: onnx.GraphProto) -> list[bytes]:
+        return sorted(node.SerializeToString(deterministic=True) for node in g.node)
+
+    def initializers(g: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+        return {tensor.name: tensor for tensor in g.initializer}
+
+    return (
+        fields(graph) == fields(other)
+        and nodes(graph) == nodes(other)
+        and initializers(graph) == initializers(other)
+    )
+
+
 def run(ctx: PassContext) -> PassResult:
     if ctx.model.ByteSize() >= PROTOBUF_LIMIT:
         return PassResult(
@@ -42,7 +66,7 @@ def run(ctx: PassContext) -> PassResult:
         return PassResult(ctx.model, skipped=[reason])
     keep_model_fields(simplified, ctx.model)
     after = len(simplified.graph.node)
-    if after == before and simplified.graph == ctx.model.graph:
+    if after == before and _same_graph(simplified.graph, ctx.model.graph):
         return PassResult(ctx.model)
     return PassResult(simplified, [f"{before} -> {after} nodes (constants folded, no-ops removed)"])
 

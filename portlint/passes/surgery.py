@@ -26,10 +26,37 @@ def to_model(graph: gs.Graph, like: onnx.ModelProto) -> onnx.ModelProto:
     """Export ``graph`` cleaned and sorted, with ``like``'s IR version, opsets and metadata."""
     import onnx_graphsurgeon as gs
 
+    _share_constants(graph, {value.name for value in like.graph.input})
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
     model = gs.export_onnx(graph, do_type_check=False)
     keep_model_fields(model, like)
     return model
+
+
+SHARED_CONSTANT_LIMIT = 4096
+"""Elements up to which equal constants are merged. Larger ones are weights: passes never
+duplicate them, and comparing them would load every weight of a big model."""
+
+
+def _share_constants(graph: gs.Graph, interface: set[str]) -> None:
+    """Equal small constants become one tensor, as onnxsim leaves them.
+
+    Passes add Slice bounds, axes and epsilons that may equal each other or the model's own;
+    left apart, ``simplify`` in a second ``fix`` would merge them, so ``fix`` would change its
+    own output. Initializers listed as graph inputs are the interface and stay apart.
+    """
+    import onnx_graphsurgeon as gs
+
+    first: dict[tuple, gs.Constant] = {}
+    for node in graph.nodes:
+        for index, tensor in enumerate(node.inputs):
+            if not isinstance(tensor, gs.Constant) or tensor.name in interface:
+                continue
+            if int(np.prod(tensor.shape)) > SHARED_CONSTANT_LIMIT:
+                continue
+            value = np.asarray(tensor.values)
+            key = (value.dtype.str, value.shape, value.tobytes())
+            node.inputs[index] = first.setdefault(key, tensor)
 
 
 def keep_model_fields(model: onnx.ModelProto, like: onnx.ModelProto) -> None:

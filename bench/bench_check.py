@@ -239,7 +239,7 @@ def run_once(tool: Tool, model: Path, timeout: float) -> Run:
     failure = None
     error = exception_line(text)
     if timed_out.is_set():
-        failure = f"timed out after {timeout:.0f} s (killed)"
+        failure = f"timed out after {timeout:g} s (killed)"
     elif code < 0:
         failure = f"killed by {signal.Signals(-code).name}"
     elif code not in tool.ok_exits or error:

@@ -163,7 +163,7 @@ def fix_model(
                 _validate(step.result.tail, item, current, "its tail model")
             prover.prove(step)
             if step.result.tail is not None:
-                tail = _compose_tails(step.result.tail, tail)
+                tail = _single_cut(step.result.tail, tail)
             current = step.result.model
         step.seconds = time.perf_counter() - started
         steps.append(step)
@@ -201,7 +201,8 @@ def _tidy(model: onnx.ModelProto) -> onnx.ModelProto:
     return to_model(to_graph(model), model)
 
 
-def _compose_tails(new: onnx.ModelProto, old: onnx.ModelProto | None) -> onnx.ModelProto:
+def _single_cut(new: onnx.ModelProto, old: onnx.ModelProto | None) -> onnx.ModelProto:
+    """The run's one tail model: a second cut in the same run is refused, not composed."""
     if old is None:
         return new
     raise FixError("the graph was cut twice in one run; run strip-postprocess once")

@@ -21,6 +21,7 @@ from onnx import numpy_helper
 from portlint.model_io import LoadedModel, corrupt_tensor, malformed_node
 from portlint.onnx_defaults import AttributeTypeError, resolved_attributes
 from portlint.patterns import find_patterns
+from portlint.weights import WeightStore
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -112,6 +113,7 @@ class GraphView:
     ir_version: int
     constants: Mapping[str, np.ndarray] = field(default_factory=dict)
     inference_error: str | None = None
+    weights: WeightStore | None = None
 
     @cached_property
     def _producers(self) -> dict[str, NodeView]:
@@ -138,6 +140,13 @@ class GraphView:
     def constant_value(self, name: str) -> np.ndarray | None:
         """The value of a small constant (initializer or Constant node), else None."""
         return self.constants.get(name)
+
+    def weight(self, name: str) -> np.ndarray | None:
+        """The value of any constant, large ones read from the model on demand (numerics rules
+        only: structural rules must not depend on weight bytes)."""
+        if self.weights is None:
+            return self.constants.get(name) if name else None
+        return self.weights.get(name)
 
     @cached_property
     def live_by_op(self) -> dict[str, list[NodeView]]:
@@ -212,6 +221,7 @@ def build_view(loaded: LoadedModel) -> GraphView:
         loaded.ir_version,
         MappingProxyType(constants),
         loaded.inference_error,
+        WeightStore(loaded.weight_source, constants),
     )
 
 

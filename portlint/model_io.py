@@ -19,6 +19,7 @@ from onnx import numpy_helper
 
 from portlint.errors import ModelLoadError, first_line, suggest
 from portlint.onnx_defaults import attribute_type_problem
+from portlint.weights import WeightSource
 
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"
 KEEP_CONSTANT_ELEMENTS = 4096
@@ -39,6 +40,8 @@ class LoadedModel:
     stripped: frozenset[str] = frozenset()
     pinned_inputs: dict[str, list[int]] = field(default_factory=dict)
     inference_error: str | None = None
+    weight_source: WeightSource | None = None
+    """Where the stripped weights can still be read: the file, or the caller's model."""
 
 
 def load_for_check(
@@ -49,7 +52,7 @@ def load_for_check(
     model = _read_proto(path)
     _validate_structure(model, path)
     _validate_external_data(model, path)
-    return _prepare(model, path, input_shapes)
+    return _prepare(model, path, input_shapes, path)
 
 
 def load_for_fix(path: str | Path) -> tuple[onnx.ModelProto, list[Path]]:
@@ -82,7 +85,7 @@ def view_model(
 
     Works on a copy with the large weights left out, so the caller's model is untouched.
     """
-    return _prepare(copy_model(model), path, input_shapes)
+    return _prepare(copy_model(model), path, input_shapes, model)
 
 
 def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -92,7 +95,10 @@ def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _prepare(
-    model: onnx.ModelProto, path: Path, input_shapes: dict[str, list[int]] | None
+    model: onnx.ModelProto,
+    path: Path,
+    input_shapes: dict[str, list[int]] | None,
+    weight_source: WeightSource,
 ) -> LoadedModel:
     stripped = _strip_large_initializers(model)
     pins = dict(input_shapes or {})
@@ -101,7 +107,14 @@ def _prepare(
     model, inference_error = _infer_shapes(model)
     opsets = {o.domain or "": o.version for o in model.opset_import}
     return LoadedModel(
-        path, model, model.ir_version, opsets, frozenset(stripped), pins, inference_error
+        path,
+        model,
+        model.ir_version,
+        opsets,
+        frozenset(stripped),
+        pins,
+        inference_error,
+        weight_source,
     )
 
 

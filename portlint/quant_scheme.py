@@ -1,0 +1,184 @@
+"""A target's quantization scheme, read from its profile's ``quantization`` section.
+
+The hazard rules (PL3xx) and ``compare --simulate`` ask the same questions of a target: are
+weights per-tensor or per-channel, are scales powers of two, which ops force one scale on
+their inputs, which keep their input's scale. Each answer keeps its source, and an answer the
+profile does not give is ``None``: a rule then stays silent rather than guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from portlint.target import Fact, Target
+from portlint.yaml_io import Where
+
+GRANULARITIES = ("per-tensor", "per-channel")
+CALIBRATIONS = ("minmax", "percentile", "entropy")
+
+
+@dataclass(frozen=True)
+class SchemeFact(Fact):
+    """One sourced answer of the scheme (``value`` is what the profile says)."""
+
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class QuantScheme:
+    """What a target's integer pipeline does to a float model."""
+
+    target: str
+    weight_bits: tuple[int, ...] = ()
+    activation_bits: tuple[int, ...] = ()
+    weight_granularity: SchemeFact | None = None
+    weight_symmetric: SchemeFact | None = None
+    activation_symmetric: SchemeFact | None = None
+    power_of_two: SchemeFact | None = None
+    shared_scale: SchemeFact | None = None  # value: frozenset of ops whose inputs share a scale
+    inherit_scale: SchemeFact | None = None  # value: frozenset of ops that keep the input scale
+    fixed_scale: SchemeFact | None = None  # value: frozenset of ops pinned to a fixed range
+    default_bits: int | None = None
+    facts: Mapping[str, SchemeFact] = field(default_factory=dict)
+
+    @property
+    def known(self) -> bool:
+        """Whether the profile describes a quantization scheme at all."""
+        return bool(self.weight_bits or self.activation_bits or self.facts)
+
+    @property
+    def per_tensor_weights(self) -> bool:
+        return _value(self.weight_granularity) == "per-tensor"
+
+    @property
+    def pot_scales(self) -> bool:
+        return _value(self.power_of_two) is True
+
+    def shares_scale(self, op: str) -> bool:
+        return op in (_value(self.shared_scale) or ())
+
+    def keeps_input_scale(self, op: str) -> bool:
+        """The op's output is quantized with its input's scale (it cannot rescale)."""
+        return op in (_value(self.inherit_scale) or ()) or (
+            op in ("AveragePool", "GlobalAveragePool") and self.shares_scale("AveragePool")
+        )
+
+    def bits(self) -> int:
+        """The bit width a model gets unless the user picks another: the profile's default,
+        else 8 when offered (every vendor's default), else the narrowest listed."""
+        if self.default_bits:
+            return self.default_bits
+        offered = self.activation_bits or self.weight_bits
+        return 8 if 8 in offered or not offered else min(offered)
+
+    def fact(self, name: str) -> SchemeFact | None:
+        return self.facts.get(name)
+
+
+def _value(fact: SchemeFact | None) -> Any:
+    return None if fact is None else fact.value
+
+
+def _bits(data: Any, where: Where) -> tuple[int, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list) or not all(isinstance(b, int) and 1 < b <= 32 for b in data):
+        raise where.error("expected a list of bit widths, e.g. [8, 16]")
+    return tuple(data)
+
+
+def _fact_of(value: Any, entry: Mapping[str, Any], default_source: str) -> SchemeFact:
+    return SchemeFact(
+        source=str(entry.get("source") or default_source),
+        verified=bool(entry.get("verified", True)),
+        note=str(entry.get("note", "")),
+        value=value,
+    )
+
+
+def _flag(data: Any, where: Where, default_source: str) -> SchemeFact | None:
+    """A yes/no answer, written ``true`` or ``{value: true, source: ..., verified: ...}``.
+
+    Free text (a scheme that depends on the mode) is not an answer: ``None``.
+    """
+    entry = data if isinstance(data, Mapping) else {"value": data}
+    value = entry.get("value")
+    if value is None or isinstance(value, str):
+        return None
+    if not isinstance(value, bool):
+        raise where.error("expected true, false or {value: ..., source: ...}")
+    return _fact_of(value, entry, default_source)
+
+
+def _ops(data: Any, where: Where, default_source: str, note: Any = None) -> SchemeFact | None:
+    """An op list, written ``[Concat, ...]`` or ``{ops: [...], source: ..., note: ...}``."""
+    if data is None:
+        return None
+    entry = data if isinstance(data, Mapping) else {"ops": data}
+    ops = entry.get("ops")
+    if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
+        raise where.error("expected a list of op names")
+    if isinstance(note, Mapping):  # the separate ``shared_scale`` note and source
+        entry = {**entry, **{k: v for k, v in note.items() if k in ("source", "note", "verified")}}
+    return _fact_of(frozenset(ops), entry, default_source)
+
+
+def parse_scheme(data: Any, where: Where, target: str = "") -> QuantScheme:
+    """Validate a profile's ``quantization`` section; raise ``ProfileError`` naming the path."""
+    if data is None:
+        return QuantScheme(target)
+    if not isinstance(data, Mapping):
+        raise where.error("expected a mapping")
+    weights = data.get("weights") or {}
+    activations = data.get("activations") or {}
+    for key, section in (("weights", weights), ("activations", activations)):
+        if not isinstance(section, Mapping):
+            raise (where / key).error("expected a mapping")
+    w_source = str(weights.get("source", ""))
+    a_source = str(activations.get("source", w_source))
+    facts: dict[str, SchemeFact] = {}
+    granularity = weights.get("granularity")
+    if granularity is not None:
+        if granularity not in GRANULARITIES:
+            raise (where / "weights" / "granularity").error(
+                f"must be one of {', '.join(GRANULARITIES)}"
+            )
+        facts["weight_granularity"] = _fact_of(granularity, weights, w_source)
+    for name, section, source in (
+        ("weight_symmetric", weights, w_source),
+        ("activation_symmetric", activations, a_source),
+    ):
+        if "symmetric" in section:
+            key = "weights" if section is weights else "activations"
+            flag = _flag(section["symmetric"], where / key / "symmetric", source)
+            if flag is not None:
+                facts[name] = _fact_of(flag.value, section, source)
+    pot = _flag(data.get("power_of_two_scales"), where / "power_of_two_scales", w_source)
+    if pot is not None:
+        facts["power_of_two"] = pot
+    for name, key, note in (
+        ("shared_scale", "shared_scale_ops", data.get("shared_scale")),
+        ("inherit_scale", "inherit_q_ops", None),
+        ("fixed_scale", "fixed_q_ops", None),
+    ):
+        ops = _ops(data.get(key), where / key, w_source, note)
+        if ops is not None:
+            facts[name] = ops
+    default_bits = weights.get("default_bits")
+    if default_bits is not None and not isinstance(default_bits, int):
+        raise (where / "weights" / "default_bits").error("expected a bit width")
+    return QuantScheme(
+        target=target,
+        weight_bits=_bits(weights.get("bits"), where / "weights" / "bits"),
+        activation_bits=_bits(activations.get("bits"), where / "activations" / "bits"),
+        default_bits=default_bits,
+        facts=facts,
+        **facts,
+    )
+
+
+def scheme_of(target: Target) -> QuantScheme:
+    """The target's scheme (validated when the profile was loaded)."""
+    return parse_scheme(target.info.get("quantization"), Where(target.path), target.name)

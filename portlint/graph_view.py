@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from portlint.activations import TensorStats
 from portlint.model_io import LoadedModel, corrupt_tensor, malformed_node
 from portlint.onnx_defaults import AttributeTypeError, resolved_attributes
 from portlint.patterns import find_patterns
@@ -114,6 +115,8 @@ class GraphView:
     constants: Mapping[str, np.ndarray] = field(default_factory=dict)
     inference_error: str | None = None
     weights: WeightStore | None = None
+    activations: Mapping[str, TensorStats] | None = None
+    """Measured on sample inputs (``--inputs``); None when only the float model is known."""
 
     @cached_property
     def _producers(self) -> dict[str, NodeView]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from portlint.checks import APPLIES
 from portlint.checks.constraint import describe
 from portlint.passes import PASSES, Pass
 from portlint.rule import Rule, load_rules
@@ -13,6 +14,7 @@ EFFECT_WORDS = {
     "reject": "error: compile fails",
     "cpu": "warning: runs on CPU",
     "slow": "info: slower or less precise",
+    "accuracy": "info: changes the answers",
 }
 
 
@@ -23,6 +25,8 @@ def _enforced_by(rule: Rule, targets: list[Target]) -> list[str]:
         return [t.name for t in targets if t.partitioning == "single"]
     if rule.check == "opset_range":
         return [t.name for t in targets if t.opset_fact is not None]
+    if rule.check in APPLIES:
+        return [t.name for t in targets if APPLIES[rule.check](t)]
     return [t.name for t in targets]
 
 

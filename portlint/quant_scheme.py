@@ -182,3 +182,50 @@ def parse_scheme(data: Any, where: Where, target: str = "") -> QuantScheme:
 def scheme_of(target: Target) -> QuantScheme:
     """The target's scheme (validated when the profile was loaded)."""
     return parse_scheme(target.info.get("quantization"), Where(target.path), target.name)
+
+
+@dataclass(frozen=True)
+class Approximation(Fact):
+    """An activation the target computes approximately, and what the source says it costs."""
+
+    name: str = ""
+    how: str = ""
+    max_error_percent: float | None = None  # the source's stated worst-case error
+    input_range_limit: float | None = None  # inputs wider than ±this break the approximation
+
+
+def parse_approximations(data: Any, where: Where) -> tuple[Approximation, ...]:
+    """``activations.approximated`` entries, validated (numbers must be numbers)."""
+    if not isinstance(data, Mapping):
+        return ()
+    entries = data.get("approximated") or []
+    if not isinstance(entries, list):
+        raise (where / "approximated").error("expected a list")
+    found = []
+    for i, entry in enumerate(entries):
+        here = where / "approximated" / i
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            raise here.error("expected a mapping with a name")
+        numbers = {}
+        for key in ("max_error_percent", "input_range_limit"):
+            value = entry.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise (here / key).error("expected a number")
+            numbers[key] = None if value is None else float(value)
+        found.append(
+            Approximation(
+                source=str(entry.get("source") or data.get("source", "")),
+                verified=bool(entry.get("verified", True)),
+                note=str(entry.get("note", "")),
+                name=entry["name"],
+                how=str(entry.get("how", "")),
+                **numbers,
+            )
+        )
+    return tuple(found)
+
+
+def approximations_of(target: Target) -> tuple[Approximation, ...]:
+    return parse_approximations(target.info.get("activations"), Where(target.path))

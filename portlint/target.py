@@ -408,9 +408,10 @@ def parse_target(data: Any, path: Path, rules: RuleRegistry) -> Target:
         raise (where / "constraints").error("constraint ids must be unique")
     for key in ("quantization", "postprocessing", "activations", "notes"):
         _check_info_sources(data.get(key), where / key, sources)
-    from portlint.quant_scheme import parse_scheme  # the scheme reads Target: import late
+    from portlint.quant_scheme import parse_approximations, parse_scheme  # they read Target
 
     parse_scheme(data.get("quantization"), where / "quantization", name)
+    parse_approximations(data.get("activations"), where / "activations")
     partitioning, partitioning_fact = _load_partitioning(data.get("partitioning"), where, sources)
     status = data.get("status", "stable")
     if status not in ("stable", "preview"):

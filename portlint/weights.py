@@ -38,15 +38,31 @@ class WeightStore:
         tensor = self._initializers.get(name)
         if tensor is None:
             return None
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            detached = onnx.TensorProto()  # reading fills the proto in: keep the store's lean
-            detached.CopyFrom(tensor)
-            tensor = detached
         try:
-            return numpy_helper.to_array(tensor, self._base_dir)
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                return self._read_external(tensor)
+            return numpy_helper.to_array(tensor)
         except Exception as exc:  # unreadable payload: a clear line, not a traceback
             problem = f"{self._label}: cannot read weight {name!r}: {first_line(exc)}"
             raise ModelLoadError(problem) from exc
+
+    def _read_external(self, tensor: onnx.TensorProto) -> np.ndarray:
+        """Read one tensor's bytes from its data file.
+
+        ``check`` validated every location when it loaded the model (inside the model's
+        folder, links included), so the bytes are read directly: onnx's own reader refuses
+        links that ``check`` accepts.
+        """
+        entries = {e.key: e.value for e in tensor.external_data}
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
+        count = int(np.prod(tensor.dims, dtype=np.int64))
+        offset = int(entries.get("offset", 0))
+        with open(Path(self._base_dir) / entries["location"], "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(count * dtype.itemsize)
+        if len(data) != count * dtype.itemsize:
+            raise ValueError(f"data file ends after {len(data)} of {count * dtype.itemsize} bytes")
+        return np.frombuffer(data, dtype=dtype).reshape(tuple(tensor.dims))
 
     @property
     def _label(self) -> str:

@@ -25,16 +25,30 @@ class CheckContext:
 
 CheckFunction = Callable[[CheckContext], Iterator[RawFinding]]
 CHECKS: dict[str, CheckFunction] = {}
+APPLIES: dict[str, Callable[[Target], bool]] = {}
+"""For checks that only some targets' facts switch on: which ones (the generated docs say)."""
 
 
-def check(name: str) -> Callable[[CheckFunction], CheckFunction]:
+def check(
+    name: str, applies: Callable[[Target], bool] | None = None
+) -> Callable[[CheckFunction], CheckFunction]:
     """Register ``func`` as the check rules name with ``check: <name>``."""
 
     def register(func: CheckFunction) -> CheckFunction:
         CHECKS[name] = func
+        if applies is not None:
+            APPLIES[name] = applies
         return func
 
     return register
 
 
-from portlint.checks import constraint, ops, postprocess, shapes  # noqa: E402,F401  (registration)
+from portlint.checks import (  # noqa: E402,F401  (registration)
+    constraint,
+    ops,
+    postprocess,
+    quant_layers,
+    quant_scales,
+    quant_weights,
+    shapes,
+)

@@ -130,5 +130,6 @@ def postprocess_tail(ctx: CheckContext) -> Iterator[RawFinding]:
         limit,
         source,
         verified,
+        "advice",
         note=note,
     )

@@ -39,7 +39,12 @@ PLACEMENT_COLOURS = {"npu": "#a5d6a7", "cpu": "#ffcc80", "rejected": "#ef9a9a"}
 
 NODE_WIDTH, NODE_HEIGHT = 184, 32
 GAP_X, GAP_Y, MARGIN = 20, 16, 16
-_EFFECT_LABELS = {"reject": "compile fails", "cpu": "runs on the CPU", "slow": "slower on the NPU"}
+_EFFECT_LABELS = {
+    "reject": "compile fails",
+    "cpu": "runs on the CPU",
+    "slow": "slower on the NPU",
+    "accuracy": "changes the answers",
+}
 _PASS_RUNS = {  # how ``portlint fix`` runs a pass of each semantics (see the README)
     "exact": "",
     "interface-changing": " --unsafe-fixes",

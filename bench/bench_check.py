@@ -32,6 +32,7 @@ import os
 import platform
 import resource
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -55,6 +56,22 @@ PEER_PACKAGES = ["polygraphy", "onnxruntime", "onnx", "onnx-graphsurgeon", "onnx
 ORT_CHECKER = "onnxruntime.tools.check_onnx_model_mobile_usability"
 TARGET_SECONDS = 2.0
 TARGET_BYTES = 300 * 10**6  # the issue's "300 MB"
+PYCACHE = CACHE_DIR / "pycache"
+
+
+def child_env() -> dict[str, str]:
+    """The environment every tool runs in: this one, with bytecode caching on.
+
+    An installed tool has its ``.pyc`` files (pip writes them); with PYTHONDONTWRITEBYTECODE
+    set, as on some CI machines and sandboxes, an editable portlint would recompile its own
+    modules on every run while the peers' site-packages read theirs. So that variable is
+    dropped, and every tool writes and reads its bytecode under bench/.cache/pycache (the
+    warm-up run fills it), never beside the sources.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    return env
 
 
 # --- tools ------------------------------------------------------------------------------------
@@ -219,7 +236,7 @@ def run_once(tool: Tool, model: Path, timeout: float) -> Run:
     with tempfile.TemporaryFile() as output:
         start = time.perf_counter()
         proc = subprocess.Popen(
-            argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=child_env()
         )
         timed_out = threading.Event()
 
@@ -420,6 +437,8 @@ def header(args: argparse.Namespace, argv: list[str]) -> str:
             f"- peers env ({args.peers_venv}): {peer_versions(args.peers_venv)}",
             f"- method: each tool is a fresh child process, {args.runs} timed run(s) after "
             f"{args.warmup} warm-up, tools interleaved; wall time includes interpreter start-up; "
+            "bytecode cached for every tool (PYTHONDONTWRITEBYTECODE unset, .pyc files under "
+            "bench/.cache/pycache, written by the warm-up run); "
             "peak memory is the child's `ru_maxrss` from `os.wait4` (its own peak RSS, or a "
             "reaped grandchild's if larger); timeout "
             f"{args.timeout:.0f} s per run; ratios are peer / portlint (> 1: portlint is "
@@ -665,6 +684,7 @@ def clean() -> None:
     remove_big()
     for path in [*CACHE_DIR.glob("chain_*.onnx"), *CACHE_DIR.glob("transformer_*.onnx")]:
         path.unlink()
+    shutil.rmtree(PYCACHE, ignore_errors=True)
     print(f"removed the benchmark models from {CACHE_DIR}", file=sys.stderr)
 
 

@@ -9,14 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 from portlint.config import Config, find_config, load_config
 from portlint.engine import ModelReport, check_model
-from portlint.errors import ConfigError
+from portlint.errors import ConfigError, first_line
 from portlint.graph_view import build_view
 from portlint.model_io import load_for_check
 from portlint.rule import load_rules
 from portlint.target import Target, load_target, shipped_target_names
 
 if TYPE_CHECKING:
+    from portlint.activations import TensorStats
+    from portlint.compare import Comparison
     from portlint.fixer import FixOutcome, FixRequest
+    from portlint.inputs import InputsSpec, Preprocess
     from portlint.passes import Pass
     from portlint.runner import Report
 
@@ -41,8 +44,14 @@ def resolve_targets(config: Config) -> list[Target]:
     return list(seen.values())
 
 
-def check_paths(paths: Iterable[Path], config: Config) -> list[ModelReport]:
-    """Check each model against each configured target; raises PortlintError on bad input."""
+def check_paths(
+    paths: Iterable[Path], config: Config, inputs: InputsSpec | None = None
+) -> list[ModelReport]:
+    """Check each model against each configured target; raises PortlintError on bad input.
+
+    With ``inputs``, each model's activation ranges are measured on those samples first and
+    handed to the rules on the view (``GraphView.activations``).
+    """
     rules = load_rules()
     for selector in (*config.select, *config.ignore):
         if not rules.matching(selector):
@@ -51,8 +60,39 @@ def check_paths(paths: Iterable[Path], config: Config) -> list[ModelReport]:
     reports = []
     for path in paths:
         loaded = load_for_check(path, dict(config.input_shapes))
-        reports.append(check_model(build_view(loaded), path, targets, rules, config))
+        view = build_view(loaded)
+        if inputs is not None:
+            view = replace(view, activations=measure_path(path, inputs, config.input_shapes))
+        reports.append(check_model(view, path, targets, rules, config))
     return reports
+
+
+def measure_path(
+    path: Path, inputs: InputsSpec, input_shapes: Mapping[str, list[int]] | None = None
+) -> dict[str, TensorStats]:
+    """Activation statistics of the model at ``path`` (loaded with its weights) on ``inputs``."""
+    from portlint.activations import measure
+    from portlint.model_io import load_for_fix
+
+    model = load_for_fix(path)[0]
+    return measure(model, inputs.samples_for(model, input_shapes))
+
+
+def inputs_spec(
+    inputs: str | Path | None = None,
+    random_inputs: int | None = None,
+    preprocess: Preprocess | None = None,
+) -> InputsSpec | None:
+    """Where samples come from: a folder, N random samples, or None when neither is given."""
+    from portlint.inputs import InputsSpec, Preprocess
+
+    if inputs is not None and random_inputs is not None:
+        raise ConfigError("give --inputs or --random-inputs, not both")
+    if inputs is None and random_inputs is None:
+        return None
+    return InputsSpec(
+        Path(inputs) if inputs is not None else None, random_inputs, preprocess or Preprocess()
+    )
 
 
 def check(
@@ -63,12 +103,17 @@ def check(
     jobs: int | None = None,
     baseline: str | Path | None = None,
     progress: Callable[[Path], None] | None = None,
+    inputs: str | Path | None = None,
+    random_inputs: int | None = None,
+    preprocess: Preprocess | None = None,
 ) -> Report:
     """Check models (files or folders of ``*.onnx``) against targets; the CLI's ``check``.
 
     ``config`` is a ``Config`` or the path of a pyproject.toml/portlint.toml (default: the
     nearest one); ``targets`` overrides its targets. One file that cannot be read raises a
     ``PortlintError``; among several, each bad file becomes a ``FileError`` in the report.
+    ``inputs`` (a folder of samples, see ``portlint.inputs``) or ``random_inputs`` (N seeded
+    samples) has each model's activations measured for the rules that use them.
     """
     from portlint.runner import Report, check_many
 
@@ -76,9 +121,12 @@ def check(
         config = resolve_config(Path(config) if config is not None else None)
     if targets:
         config = replace(config, targets=tuple(targets))
+    spec = inputs_spec(inputs, random_inputs, preprocess)
     items = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     if len(items) == 1 and not items[0].is_dir():
-        report = Report(check_paths(items, config))
+        report = Report(check_paths(items, config, spec))
+    elif spec is not None:
+        report = check_many(items, config, jobs, progress, inputs=spec)
     else:
         report = check_many(items, config, jobs, progress)
     if baseline is not None:
@@ -111,21 +159,22 @@ def fix_path(
     import onnx
 
     from portlint.errors import ModelLoadError, first_line
-    from portlint.fixer import FixError, fix_model, plan
-    from portlint.model_io import PROTOBUF_LIMIT, load_for_fix
+    from portlint.fixer import FixError, Owned, fix_model, plan
+    from portlint.model_io import load_for_fix
     from portlint.model_write import (
         check_destinations,
         check_file,
         default_output,
-        protobuf_size,
         tail_output,
         write_model,
     )
+    from portlint.passes.weightless import staged
 
     def verifier(written: onnx.ModelProto):
-        """Over the protobuf limit the fixer could not run onnx.checker in memory: run it on
-        the staged file, before anything is renamed into place."""
-        if protobuf_size(written) < PROTOBUF_LIMIT:
+        """A big model was checked without its weights (past the protobuf limit, onnx.checker
+        cannot take it from memory): run the checker on the staged file, before anything is
+        renamed into place."""
+        if not staged(written):
             return None
 
         def verify(staged: Path) -> None:
@@ -149,7 +198,9 @@ def fix_path(
     check_destinations(output, [path, *data_files], in_place)
     if dry_run:
         return FixRun(plan(model, target, request))
-    outcome = fix_model(model, target, request)
+    handed = Owned(model)  # no reference left here: fix lets the input go once it is replaced
+    del model
+    outcome = fix_model(handed, target, replace(request, beside=output))
     keep = [] if in_place else [path, *data_files]  # in place, the input's data may go
     verify = verifier(outcome.model)
     written = write_model(outcome.model, output, bool(data_files), keep, verify)
@@ -215,3 +266,94 @@ def _single_target(config: Config) -> Target:
         names = ", ".join(t.name for t in targets)
         raise ConfigError(f"fix works for one target at a time; got {names}")
     return targets[0]
+
+
+def compare(
+    a: str | Path,
+    b: str | Path | None = None,
+    *,
+    simulate: str | None = None,
+    bits: int | None = None,
+    calibration: str = "minmax",
+    calibration_samples: int = 16,
+    inputs: str | Path | None = None,
+    random_inputs: int | None = None,
+    preprocess: Preprocess | None = None,
+    input_shapes: Mapping[str, list[int]] | None = None,
+    per_layer: bool = False,
+    threshold: float | None = None,
+    config: Config | str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Comparison:
+    """Run the same samples through model ``a`` (the reference) and ``b``; the CLI's ``compare``.
+
+    Instead of ``b``, ``simulate=TARGET`` compares ``a`` with a fake-quantized copy built per
+    that target's quantization scheme (``portlint.simulate``), calibrated on the first
+    ``calibration_samples`` samples. Samples come from ``inputs`` (a folder, see
+    ``portlint.inputs``) or ``random_inputs``; without either, 8 seeded random samples (the
+    comparison's notes say so). ``progress(done, total)`` is called after each sample.
+    """
+    from itertools import islice
+
+    from portlint.compare import DEFAULT_THRESHOLD, compare_models
+    from portlint.inputs import DEFAULT_RANDOM_SAMPLES
+    from portlint.model_io import load_for_fix
+
+    if (b is None) == (simulate is None):
+        raise ConfigError("compare needs a second model B, or --simulate TARGET (not both)")
+    if bits is not None and simulate is None:
+        raise ConfigError("--bits applies to --simulate only")
+    if calibration_samples < 1:
+        raise ConfigError("--calibration-samples must be at least 1")
+    notes = []
+    spec = inputs_spec(inputs, random_inputs, preprocess)
+    if spec is None:
+        spec = inputs_spec(random_inputs=DEFAULT_RANDOM_SAMPLES)
+        notes.append(
+            f"no --inputs given: comparing on {DEFAULT_RANDOM_SAMPLES} seeded random samples "
+            "(give --inputs DIR for real data, or --random-inputs N)"
+        )
+    assert spec is not None
+    model_a = load_for_fix(Path(a))[0]
+    samples = spec.samples_for(model_a, input_shapes)
+    total = len(samples)
+
+    def advance(done: int) -> None:
+        if progress is not None:
+            progress(done, total)
+
+    advance(0)
+    if simulate is not None:
+        try:
+            from portlint.simulate import simulate as run_simulation
+        except ImportError as exc:  # the module ships with issue 5's quantization simulation
+            raise ConfigError(f"--simulate is not available: {first_line(exc)}") from exc
+
+        if not isinstance(config, Config):
+            config = resolve_config(Path(config) if config is not None else None)
+        target = load_target(simulate, config.profile_dirs)
+        calibration_set = list(islice(iter(samples), calibration_samples))
+        simulation = run_simulation(
+            model_a, target, calibration_set, bits=bits, calibration=calibration
+        )
+        del calibration_set
+        notes.append(
+            f"calibrated ({calibration}) on the first {min(calibration_samples, total)} of the "
+            f"{total} samples; compared on all {total}"
+        )
+        notes += list(simulation.notes)
+        model_b, b_names = simulation.model, dict(simulation.seen_as)
+    else:
+        model_b, b_names = load_for_fix(Path(b))[0], None  # type: ignore[arg-type]
+    comparison = compare_models(
+        model_a,
+        model_b,
+        samples,
+        per_layer,
+        b_names=b_names,
+        threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+        progress=advance,
+    )
+    comparison.inputs = samples.description
+    comparison.notes = notes + comparison.notes
+    return comparison

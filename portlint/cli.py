@@ -46,6 +46,83 @@ class FailOn(str, Enum):
     info = "info"
 
 
+InputsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--inputs",
+        help="Folder of sample inputs: .npy, .npz (keys = input names) or images "
+        "(.jpg/.png/.bmp, needs portlint[images]).",
+    ),
+]
+RandomInputsOption = Annotated[
+    int | None,
+    typer.Option("--random-inputs", min=1, help="Use N seeded random samples instead."),
+]
+ImageSizeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--image-size", help="Resize images to HxW, e.g. 480x640 [default: the input's H,W]."
+    ),
+]
+LayoutOption = Annotated[
+    str | None,
+    typer.Option("--layout", help="Image input layout NCHW or NHWC [default: from its shape]."),
+]
+MeanOption = Annotated[
+    str | None,
+    typer.Option("--mean", help="Per-channel mean, after scaling: 0.485,0.456,0.406 [default: 0]."),
+]
+StdOption = Annotated[
+    str | None,
+    typer.Option("--std", help="Per-channel std, after scaling: 0.229,0.224,0.225 [default: 1]."),
+]
+ScaleOption = Annotated[
+    str | None,
+    typer.Option("--scale", help="Pixel scale applied first, e.g. 1/255 [default: 1/255]."),
+]
+ChannelOrderOption = Annotated[
+    str | None,
+    typer.Option("--channel-order", help="Image channel order RGB or BGR [default: RGB]."),
+]
+
+
+def _preprocess(
+    inputs: Path | None,
+    image_size: str | None,
+    layout: str | None,
+    mean: str | None,
+    std: str | None,
+    scale: str | None,
+    channel_order: str | None,
+):
+    """The image preprocessing options, refused when there is no --inputs to apply them to."""
+    from portlint.inputs import Preprocess, parse_floats, parse_number, parse_size
+
+    given = {
+        "--image-size": image_size,
+        "--layout": layout,
+        "--mean": mean,
+        "--std": std,
+        "--scale": scale,
+        "--channel-order": channel_order,
+    }
+    named = [name for name, value in given.items() if value is not None]
+    if named and inputs is None:
+        raise ConfigError(f"{named[0]} preprocesses images from --inputs DIR; give --inputs")
+    try:
+        factor = parse_number(scale) if scale is not None else 1 / 255
+    except ValueError:
+        raise ConfigError(f"bad --scale {scale!r}; expected a number such as 1/255") from None
+    return Preprocess(
+        size=parse_size(image_size) if image_size is not None else None,
+        layout=layout.upper() if layout is not None else None,
+        mean=parse_floats(mean, "--mean") if mean is not None else (0.0,),
+        std=parse_floats(std, "--std") if std is not None else (1.0,),
+        scale=factor,
+        channel_order=channel_order.upper() if channel_order is not None else "RGB",
+    )
+
+
 def _console() -> Console:
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
@@ -133,14 +210,27 @@ def check(
             help="Config file (pyproject.toml or portlint.toml); default: the nearest one."
         ),
     ] = None,
+    inputs: InputsOption = None,
+    random_inputs: RandomInputsOption = None,
+    image_size: ImageSizeOption = None,
+    layout: LayoutOption = None,
+    mean: MeanOption = None,
+    std: StdOption = None,
+    scale: ScaleOption = None,
+    channel_order: ChannelOrderOption = None,
 ) -> None:
-    """Check MODELS (files or folders) against one or more targets and report every violation."""
+    """Check MODELS (files or folders) against one or more targets and report every violation.
+
+    With --inputs or --random-inputs, activation ranges are measured on the samples and the
+    quantization rules use them instead of estimates.
+    """
     from portlint.api import check as run_check
     from portlint.api import resolve_config
     from portlint.config import parse_input_shape
     from portlint.report import renderer
     from portlint.rule import Severity
 
+    preprocess = _preprocess(inputs, image_size, layout, mean, std, scale, channel_order)
     cfg = resolve_config(config)
     shapes = dict(parse_input_shape(s) for s in input_shape or ())
     cfg = cfg.merged(
@@ -152,7 +242,16 @@ def check(
     )
     render = renderer(output_format) if output_format != "text" else None
     with _progress() as advance:
-        report = run_check(models, config=cfg, jobs=jobs, baseline=baseline, progress=advance)
+        report = run_check(
+            models,
+            config=cfg,
+            jobs=jobs,
+            baseline=baseline,
+            progress=advance,
+            inputs=inputs,
+            random_inputs=random_inputs,
+            preprocess=preprocess,
+        )
     if render is not None:
         _emit(render(report.models), output)
     else:
@@ -311,6 +410,148 @@ def fix(
     render_text([run.recheck], console)
     failing = any(f.severity.rank >= cfg.fail_on.rank for f in run.recheck.findings)
     raise typer.Exit(EXIT_FINDINGS if failing else EXIT_OK)
+
+
+class CalibrationMethod(str, Enum):
+    minmax = "minmax"
+    percentile = "percentile"
+    entropy = "entropy"
+
+
+@app.command()
+def compare(
+    model_a: Annotated[Path, typer.Argument(help="Reference ONNX model.", show_default=False)],
+    model_b: Annotated[
+        Path | None,
+        typer.Argument(help="Model to compare with A (or use --simulate).", show_default=False),
+    ] = None,
+    simulate: Annotated[
+        str | None,
+        typer.Option(
+            "--simulate",
+            help="Compare A with a fake-quantized copy built per this target's scheme.",
+        ),
+    ] = None,
+    bits: Annotated[
+        int | None,
+        typer.Option("--bits", help="Simulated bit width, 8 or 16 [default: the target's]."),
+    ] = None,
+    calibration: Annotated[
+        CalibrationMethod,
+        typer.Option("--calibration", help="Calibration method for --simulate."),
+    ] = CalibrationMethod.minmax,
+    calibration_samples: Annotated[
+        int,
+        typer.Option(
+            "--calibration-samples", min=1, help="Samples used to calibrate (the first N)."
+        ),
+    ] = 16,
+    per_layer: Annotated[
+        bool,
+        typer.Option("--per-layer", help="Compare every tensor the two models share."),
+    ] = False,
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", min=-1.0, max=1.0, help="Cosine similarity below this fails."),
+    ] = 0.99,
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="Report format: text or json.")
+    ] = "text",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+    ] = None,
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option("--input-shape", help="Pin an input's dims: NAME:1,3,640,640; repeatable."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Config file (pyproject.toml or portlint.toml), for profile dirs."),
+    ] = None,
+    inputs: InputsOption = None,
+    random_inputs: RandomInputsOption = None,
+    image_size: ImageSizeOption = None,
+    layout: LayoutOption = None,
+    mean: MeanOption = None,
+    std: StdOption = None,
+    scale: ScaleOption = None,
+    channel_order: ChannelOrderOption = None,
+) -> None:
+    """Run the same inputs through A and B (or A's simulated quantization) and show where
+    their answers part: cosine, L1, max abs error and SNR per output, or per layer.
+
+    Exit 0 when every output's cosine similarity is at or above --threshold, 1 when one is
+    below, 2 on bad input.
+    """
+    from portlint.api import compare as run_compare
+    from portlint.config import parse_input_shape
+
+    if output_format not in ("text", "json"):
+        from portlint.errors import suggest
+
+        raise suggest(output_format, ["text", "json"], "format")
+    if bits is not None and bits not in (8, 16):
+        raise ConfigError(f"--bits must be 8 or 16, got {bits}")
+    preprocess = _preprocess(inputs, image_size, layout, mean, std, scale, channel_order)
+    with _sample_progress("comparing") as advance:
+        comparison = run_compare(
+            model_a,
+            model_b,
+            simulate=simulate,
+            bits=bits,
+            calibration=calibration.value,
+            calibration_samples=calibration_samples,
+            inputs=inputs,
+            random_inputs=random_inputs,
+            preprocess=preprocess,
+            input_shapes=dict(parse_input_shape(s) for s in input_shape or ()),
+            per_layer=per_layer,
+            threshold=threshold,
+            config=config,
+            progress=advance,
+        )
+    label_b = str(model_b) if model_b is not None else f"{model_a} simulated on {simulate}"
+    if output_format == "json":
+        from portlint.report.compare_text import compare_json
+
+        settings = None
+        if simulate is not None:
+            settings = {
+                "target": simulate,
+                "bits": bits,
+                "calibration": calibration.value,
+                "calibration_samples": calibration_samples,
+            }
+        b_name = str(model_b) if model_b is not None else None
+        _emit(compare_json(comparison, str(model_a), b_name, settings), output)
+    else:
+        from portlint.report.compare_text import render_compare
+
+        if output is None:
+            render_compare(comparison, _console(), str(model_a), label_b)
+        else:
+            with _report_file(output) as handle:
+                console = Console(file=handle, highlight=False, width=120, no_color=True)
+                render_compare(comparison, console, str(model_a), label_b)
+    raise typer.Exit(EXIT_OK if comparison.passed else EXIT_FINDINGS)
+
+
+@contextlib.contextmanager
+def _sample_progress(what: str):
+    """A progress bar over samples, on a terminal only; yields ``advance(done, total)``."""
+    if not _interactive():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(what, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"{what} {done}/{total}")
+
+        yield advance
 
 
 def _emit(text: str, output: Path | None) -> None:

@@ -10,6 +10,7 @@ from portlint.checks import CHECKS, CheckContext
 from portlint.config import Config
 from portlint.findings import NODE, Finding, RawFinding
 from portlint.graph_view import GraphView
+from portlint.model_io import gc_paused
 from portlint.rule import Rule, RuleRegistry, Severity
 from portlint.target import EFFECTS, SEVERITY_EFFECT, Target, effect_severity
 
@@ -169,13 +170,23 @@ def _tail_findings(
 
 
 def _partitions(view: GraphView, npu: set[str]) -> int:
-    """Connected groups of NPU nodes: each one is a separate NPU program."""
-    import networkx as nx  # imported here: only placement needs it, and it costs start-up time
+    """Connected groups of NPU nodes: each one is a separate NPU program (union-find over the
+    edges between NPU nodes)."""
+    parent = {name: name for name in npu}
 
-    graph = nx.Graph()
-    graph.add_nodes_from(npu)
-    graph.add_edges_from((a, b) for a, b in view.edges if a in npu and b in npu)
-    return nx.number_connected_components(graph)
+    def root(name: str) -> str:
+        while (up := parent[name]) != name:
+            parent[name] = name = parent[up]  # path halving
+        return name
+
+    groups = len(parent)
+    for a, b in view.edges:
+        if a in parent and b in parent:
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[ra] = rb
+                groups -= 1
+    return groups
 
 
 def check_target(
@@ -208,6 +219,7 @@ def check_target(
     )
 
 
+@gc_paused()
 def check_model(
     view: GraphView, path: Path, targets: list[Target], rules: RuleRegistry, config: Config
 ) -> ModelReport:

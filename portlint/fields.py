@@ -53,8 +53,23 @@ def field(
 
 def get_field(name: str) -> Field | None:
     """Look a field up by name; ``attr.NAME`` names any ONNX attribute."""
-    if name in FIELDS:
-        return FIELDS[name]
+    found = FIELDS.get(name)
+    if found is not None:
+        return found
+    found = _ATTRIBUTE_FIELDS.get(name)
+    if found is None:
+        found = _attribute_field(name)
+        if found is not None:
+            _ATTRIBUTE_FIELDS[name] = found
+    return found
+
+
+_ATTRIBUTE_FIELDS: dict[str, Field] = {}
+"""``attr.NAME`` and ``has_attr.NAME`` fields, made once per name (they are asked for once
+per node)."""
+
+
+def _attribute_field(name: str) -> Field | None:
     if name.startswith("has_attr.") and len(name) > 9:
         attr = name[9:]
         return Field(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -19,8 +19,17 @@ import onnx
 from onnx import numpy_helper
 
 from portlint.activations import TensorStats
-from portlint.model_io import LoadedModel, corrupt_tensor, malformed_node
-from portlint.onnx_defaults import AttributeTypeError, resolved_attributes
+from portlint.model_io import (
+    ITEM_SIZES,
+    LoadedModel,
+    NodeTable,
+    PayloadReader,
+    constant_source,
+    corrupt_tensor,
+    gc_paused,
+    malformed_node,
+)
+from portlint.onnx_defaults import AttributeTypeError, attributes_key, resolved_attributes
 from portlint.patterns import find_patterns
 from portlint.weights import WeightStore
 
@@ -56,7 +65,12 @@ def dtype_name(elem_type: int) -> str | None:
     return _DTYPE_NAMES.get(elem_type, onnx.TensorProto.DataType.Name(elem_type).lower())
 
 
-@dataclass(frozen=True)
+@lru_cache(maxsize=4096)
+def _all_static(shape: tuple[Dim, ...]) -> bool:
+    return all(isinstance(d, int) for d in shape)
+
+
+@dataclass(frozen=True, slots=True)
 class TensorInfo:
     """What is known about one tensor: dtype and shape, never its weight values."""
 
@@ -71,7 +85,10 @@ class TensorInfo:
 
     @property
     def is_static(self) -> bool:
-        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+        shape = self.shape
+        if type(shape) is tuple:
+            return _all_static(shape)
+        return shape is not None and all(isinstance(d, int) for d in shape)
 
     def dynamic_axes(self) -> list[tuple[int, Dim]]:
         """Axes whose size is not a known integer, with their symbolic name if any."""
@@ -80,7 +97,7 @@ class TensorInfo:
         return [(i, d) for i, d in enumerate(self.shape) if not isinstance(d, int)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeView:
     """One node, with attributes resolved to the values ONNX semantics give them."""
 
@@ -185,56 +202,79 @@ class GraphView:
         return graph
 
 
+@gc_paused()
 def build_view(loaded: LoadedModel) -> GraphView:
     """Turn a loaded, shape-inferred model into the read-only view rules work on."""
     model = loaded.model
     graph = model.graph
     opsets = MappingProxyType(dict(loaded.opsets))
-    constants = _collect_constants(graph, loaded.stripped, loaded.path)
-    tensors = _collect_tensors(graph, constants)
     raw_nodes = list(graph.node)
-    names = display_names(raw_nodes)
-    folded = _folded_nodes(raw_nodes, graph, tensors)
-    patterns = find_patterns(raw_nodes)
-    nodes = tuple(
-        NodeView(
-            index=i,
-            name=names[i],
-            op_type=n.op_type,
-            domain=n.domain or "",
-            opset=opsets.get(n.domain or "", opsets.get("ai.onnx", 0)),
-            attributes=_attributes(n, opsets, tensors, loaded.path),
-            inputs=tuple(n.input),
-            outputs=tuple(n.output),
-            folded=i in folded,
-            pattern=patterns.get(i),
-            explicit_attributes=frozenset(a.name for a in n.attribute),
+    table = loaded.nodes if loaded.nodes is not None else NodeTable.of(raw_nodes)
+    constants = _collect_constants(graph, raw_nodes, table, loaded.stripped, loaded.path)
+    tensors = _collect_tensors(graph, raw_nodes, table, constants)
+    names = _display_names(table.names, table.ops)
+    folded = _folded_nodes(table, graph, tensors)
+    patterns = find_patterns(raw_nodes, table)
+    default_opset = opsets.get("ai.onnx", 0)
+    attributes = _Attributes(opsets, tensors, loaded.path)
+    nodes = []
+    ops, domains, node_inputs, node_outputs = table.ops, table.domains, table.inputs, table.outputs
+    for i, node in enumerate(raw_nodes):
+        domain = domains[i] or ""
+        resolved, explicit = attributes.of(node, ops[i], domain, node_inputs[i])
+        nodes.append(
+            NodeView(
+                i,
+                names[i],
+                ops[i],
+                domain,
+                opsets.get(domain, default_opset),
+                resolved,
+                node_inputs[i],
+                node_outputs[i],
+                i in folded,
+                patterns.get(i),
+                explicit,
+            )
         )
-        for i, n in enumerate(raw_nodes)
-    )
     initializer_names = {t.name for t in graph.initializer}
     inputs = tuple(tensors[i.name] for i in graph.input if i.name not in initializer_names)
     outputs = tuple(tensors[o.name] for o in graph.output)
     return GraphView(
-        nodes,
+        tuple(nodes),
         MappingProxyType(tensors),
         inputs,
         outputs,
         opsets,
         loaded.ir_version,
-        MappingProxyType(constants),
+        constants,
         loaded.inference_error,
-        WeightStore(loaded.weight_source, constants),
+        WeightStore(loaded.weight_source, _Weights(constants, loaded)),
     )
 
 
-def _attributes(
-    node: onnx.NodeProto, opsets: Mapping[str, int], tensors: Mapping[str, TensorInfo], path: Path
-) -> Mapping[str, Any]:
-    try:
-        return MappingProxyType(resolved_attributes(node, opsets, tensors))
-    except AttributeTypeError as exc:
-        raise malformed_node(path, node, str(exc)) from exc
+class _Attributes:
+    """Each node's resolved attributes; nodes that write the same attributes (every 3x3 Conv
+    of a backbone) share one read-only mapping, resolved once."""
+
+    def __init__(self, opsets: Mapping[str, int], tensors: Mapping[str, TensorInfo], path: Path):
+        self.opsets, self.tensors, self.path = opsets, tensors, path
+        self.cache: dict[Any, tuple[Mapping[str, Any], frozenset[str]]] = {}
+
+    def of(
+        self, node: onnx.NodeProto, op_type: str, domain: str, inputs: tuple[str, ...]
+    ) -> tuple[Mapping[str, Any], frozenset[str]]:
+        key = attributes_key(node, self.opsets, self.tensors, op_type, domain, inputs)
+        found = self.cache.get(key) if key is not None else None
+        if found is None:
+            try:
+                values = resolved_attributes(node, self.opsets, self.tensors)
+            except AttributeTypeError as exc:
+                raise malformed_node(self.path, node, str(exc)) from exc
+            found = (MappingProxyType(values), frozenset(a.name for a in node.attribute))
+            if key is not None:
+                self.cache[key] = found
+        return found
 
 
 def _shape_of(value_type: onnx.TypeProto) -> tuple[Dim, ...] | None:
@@ -251,90 +291,180 @@ def _shape_of(value_type: onnx.TypeProto) -> tuple[Dim, ...] | None:
 
 
 def _collect_tensors(
-    graph: onnx.GraphProto, constants: Mapping[str, np.ndarray]
+    graph: onnx.GraphProto,
+    raw_nodes: list[onnx.NodeProto],
+    table: NodeTable,
+    constants: _Constants,
 ) -> dict[str, TensorInfo]:
     tensors: dict[str, TensorInfo] = {}
+    types: dict[bytes, tuple[str | None, tuple[Dim, ...] | None]] = {}
     kinds = (
         ("activation", graph.value_info),
         ("activation", graph.output),
         ("graph_input", graph.input),
     )
+    known_type = types.get
     for kind, values in kinds:
         for value in values:
-            tensors[value.name] = TensorInfo(
-                value.name,
-                dtype_name(value.type.tensor_type.elem_type),
-                _shape_of(value.type),
-                kind,
-            )
+            value_type = value.type
+            key = value_type.SerializeToString()  # one C call: most tensors share a type
+            known = known_type(key)
+            if known is None:
+                elem_type = value_type.tensor_type.elem_type
+                known = types[key] = (dtype_name(elem_type), _shape_of(value_type))
+            name = value.name
+            tensors[name] = TensorInfo(name, known[0], known[1], kind)
     for init in graph.initializer:
-        tensors[init.name] = TensorInfo(
-            init.name, dtype_name(init.data_type), tuple(int(d) for d in init.dims), "initializer"
-        )
-    for node in graph.node:
-        value = (
-            constants.get(node.output[0]) if node.op_type == "Constant" and node.output else None
-        )
-        if value is not None:
-            tensors[node.output[0]] = TensorInfo(
-                node.output[0],
-                dtype_name(onnx.helper.np_dtype_to_tensor_dtype(value.dtype)),
-                tuple(int(d) for d in value.shape),
-                "constant",
-            )
+        name, dtype = init.name, dtype_name(init.data_type)
+        tensors[name] = TensorInfo(name, dtype, tuple(init.dims), "initializer")
+    for index in constants.node_outputs:
+        name = table.outputs[index][0]
+        if name in constants:
+            dtype, shape = constants.type_of(name)
+            tensors[name] = TensorInfo(name, dtype, shape, "constant")
     return tensors
 
 
-def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
-    for attr in node.attribute:
-        if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-            if attr.t.data_location == onnx.TensorProto.EXTERNAL:
-                return None
-            return numpy_helper.to_array(attr.t)
-        if attr.name in ("value_float", "value_int"):
-            return np.array(onnx.helper.get_attribute_value(attr))
-        if attr.name in ("value_floats", "value_ints"):
-            return np.array(list(onnx.helper.get_attribute_value(attr)))
-    return None
+_PLAIN_TYPES = frozenset(range(1, 16)) - {onnx.TensorProto.STRING}
+"""Types whose numpy dtype names the same ONNX type back (a decoded value is not needed)."""
+
+
+class _Constants(Mapping[str, np.ndarray]):
+    """Small constants by name, decoded on first read (checking reads a handful of them).
+
+    Initializers that kept their payload and the values of Constant nodes; weights are not
+    here (``GraphView.weight`` reads those)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sources: dict[str, tuple[str, onnx.TensorProto | onnx.AttributeProto]] = {}
+        self.values: dict[str, np.ndarray] = {}
+        self.node_outputs: list[int] = []
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        value = self.values.get(name)
+        if value is None:
+            what, source = self.sources[name]
+            value = self.values[name] = _decode(source, what, self.path)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name in self.values:
+            return self.values[name]
+        return self[name] if name in self.sources else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.sources
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sources)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def type_of(self, name: str) -> tuple[str | None, tuple[int, ...]]:
+        """dtype and shape of the constant, decoding it only when its proto cannot tell."""
+        _, source = self.sources[name]
+        if (
+            isinstance(source, onnx.TensorProto)
+            and source.data_type in _PLAIN_TYPES
+            and all(d >= 0 for d in source.dims)
+        ):
+            return dtype_name(source.data_type), tuple(int(d) for d in source.dims)
+        value = self[name]
+        dtype = dtype_name(onnx.helper.np_dtype_to_tensor_dtype(value.dtype))
+        return dtype, tuple(int(d) for d in value.shape)
+
+
+def _decode(source: onnx.TensorProto | onnx.AttributeProto, what: str, path: Path) -> np.ndarray:
+    try:
+        if isinstance(source, onnx.TensorProto):
+            return numpy_helper.to_array(source)
+        value = onnx.helper.get_attribute_value(source)
+        return np.array(list(value) if source.name.endswith("s") else value)
+    except Exception as exc:
+        raise corrupt_tensor(path, what, exc) from exc
 
 
 def _collect_constants(
-    graph: onnx.GraphProto, stripped: frozenset[str], path: Path
-) -> dict[str, np.ndarray]:
-    constants: dict[str, np.ndarray] = {}
+    graph: onnx.GraphProto,
+    raw_nodes: list[onnx.NodeProto],
+    table: NodeTable,
+    stripped: frozenset[str],
+    path: Path,
+) -> _Constants:
+    constants = _Constants(path)
+    sources = constants.sources
     for init in graph.initializer:
-        if init.name not in stripped:
-            try:
-                constants[init.name] = numpy_helper.to_array(init)
-            except Exception as exc:
-                raise corrupt_tensor(path, f"initializer {init.name!r}", exc) from exc
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output:
-            try:
-                value = _constant_node_value(node)
-            except Exception as exc:
+        name = init.name
+        if name not in stripped:
+            sources[name] = (f"initializer {name!r}", init)
+    for index, op in enumerate(table.ops):
+        if op == "Constant" and table.outputs[index]:
+            node = raw_nodes[index]
+            source = constant_source(node)
+            if source is not None:
                 what = f"the value of Constant node {node.name or node.op_type!r}"
-                raise corrupt_tensor(path, what, exc) from exc
-            if value is not None:
-                constants[node.output[0]] = value
+                sources[table.outputs[index][0]] = (what, source)
+                constants.node_outputs.append(index)
     return constants
+
+
+class _Weights(Mapping[str, np.ndarray]):
+    """What the view's ``WeightStore`` finds without parsing the model again: the small
+    constants, and the weights whose bytes were left in the file while reading (read from
+    there, one tensor at a time, never kept)."""
+
+    def __init__(self, constants: _Constants, loaded: LoadedModel):
+        self.constants = constants
+        self.payloads = loaded.payloads
+        self.reader = PayloadReader(loaded.path)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.constants.get(name)
+        if value is not None:
+            return value
+        payload = self.payloads.get(name)
+        if payload is None or payload.data_type not in ITEM_SIZES:
+            return default
+        data = self.reader.read(payload)
+        if data is None:
+            return default
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(payload.data_type)
+        return np.frombuffer(data, dtype=dtype).reshape(payload.dims)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self.constants), **dict.fromkeys(self.payloads)})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def display_names(nodes: list[onnx.NodeProto]) -> list[str]:
     """Node names as users see them, made unique: ONNX allows empty and repeated names."""
+    return _display_names([n.name for n in nodes], [n.op_type for n in nodes])
+
+
+def _display_names(names: list[str], ops: list[str]) -> list[str]:
     seen: set[str] = set()
-    names = []
-    for i, node in enumerate(nodes):
-        name = node.name or f"{node.op_type}_{i}"
+    shown = []
+    for i, node_name in enumerate(names):
+        name = node_name or f"{ops[i]}_{i}"
         if name in seen:
             name = f"{name}#{i}"
         seen.add(name)
-        names.append(name)
-    return names
+        shown.append(name)
+    return shown
 
 
 def _folded_nodes(
-    nodes: list[onnx.NodeProto], graph: onnx.GraphProto, tensors: Mapping[str, TensorInfo]
+    table: NodeTable, graph: onnx.GraphProto, tensors: Mapping[str, TensorInfo]
 ) -> set[int]:
     """Nodes whose outputs are compile-time constants, which every toolchain folds away.
 
@@ -344,16 +474,17 @@ def _folded_nodes(
     """
     constant = {t.name for t in graph.initializer} | {""}
     folded: set[int] = set()
-    for i, node in enumerate(nodes):
-        if node.op_type in NONDETERMINISTIC_OPS:
+    for i, op in enumerate(table.ops):
+        if op in NONDETERMINISTIC_OPS:
             continue
+        inputs = table.inputs[i]
         reads_static_shape = (
-            node.op_type in SHAPE_OF_INPUT_OPS
-            and node.input
-            and (info := tensors.get(node.input[0])) is not None
+            op in SHAPE_OF_INPUT_OPS
+            and inputs
+            and (info := tensors.get(inputs[0])) is not None
             and info.is_static
         )
-        if reads_static_shape or all(name in constant for name in node.input):
+        if reads_static_shape or all(name in constant for name in inputs):
             folded.add(i)
-            constant.update(node.output)
+            constant.update(table.outputs[i])
     return folded

@@ -168,10 +168,23 @@ def write_model(
                 shutil.rmtree(staging, ignore_errors=True)
 
 
+def scratch_folder(beside: Path | None = None) -> Path:
+    """A new private folder for temporary files: in the system's temporary folder, or beside
+    the output ``beside``, named as ``write_model`` names its staging folders so that the next
+    write to that output removes it should this process be killed."""
+    if beside is None:
+        return Path(tempfile.mkdtemp(prefix="portlint."))
+    beside = Path(beside)
+    prefix = f"{_staging_prefix(beside.name)}{os.getpid()}."
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=beside.parent.resolve()))
+
+
 def protobuf_size(model: onnx.ModelProto) -> int:
     """The model's size as one protobuf, or ``PROTOBUF_TOO_BIG`` when that is over 2 GB.
 
     ``ByteSize()`` raises ``EncodeError`` past 2 GB (upb), so it cannot be compared directly.
+    It also encodes the whole model to measure it (a copy of every weight): for a model with
+    large weights, ``passes.weightless.model_size`` measures without touching them.
     """
     try:
         return model.ByteSize()

@@ -77,6 +77,50 @@ def _decode(value: Any) -> Any:
     return value
 
 
+_UNSHARED_TYPES = frozenset(
+    {
+        onnx.AttributeProto.TENSOR,
+        onnx.AttributeProto.GRAPH,
+        onnx.AttributeProto.SPARSE_TENSOR,
+        onnx.AttributeProto.TENSORS,
+        onnx.AttributeProto.GRAPHS,
+        onnx.AttributeProto.SPARSE_TENSORS,
+        onnx.AttributeProto.TYPE_PROTO,
+        onnx.AttributeProto.TYPE_PROTOS,
+    }
+)
+"""Attribute types whose values are not worth a cache key (tensors, subgraphs, types)."""
+
+
+def attributes_key(
+    node: onnx.NodeProto,
+    opsets: Mapping[str, int],
+    tensors: Mapping[str, TensorInfo],
+    op_type: str | None = None,
+    domain: str | None = None,
+    inputs: tuple[str, ...] | None = None,
+) -> tuple | None:
+    """What ``resolved_attributes`` depends on, as a key: nodes with equal keys resolve to
+    equal attributes. None for a node not worth caching (a tensor or subgraph attribute).
+
+    ``op_type``, ``domain`` and ``inputs``: the node's, when the caller has them already.
+    """
+    blobs = []
+    for attr in node.attribute:
+        if attr.type in _UNSHARED_TYPES:
+            return None
+        blobs.append(attr.SerializeToString())
+    op_type = node.op_type if op_type is None else op_type
+    domain = (node.domain if domain is None else domain) or ""
+    weight = None
+    if op_type in WINDOWED_OPS and domain == "":
+        inputs = tuple(node.input) if inputs is None else inputs
+        index = WEIGHT_INPUT_INDEX.get(op_type)
+        info = tensors.get(inputs[index]) if index is not None and len(inputs) > index else None
+        weight = info.shape if info is not None else None
+    return (op_type, domain, node_opset(domain, opsets), tuple(blobs), weight)
+
+
 def resolved_attributes(
     node: onnx.NodeProto, opsets: Mapping[str, int], tensors: Mapping[str, TensorInfo]
 ) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import onnx
 
+from portlint.model_io import NodeTable
+
 HARD_SWISH_ALPHA = 1.0 / 6.0
 HARD_SWISH_BETA = 0.5
 
@@ -28,53 +30,85 @@ GATES = {
 }
 
 
-def find_patterns(nodes: list[onnx.NodeProto]) -> dict[int, str]:
-    """Map node index -> pattern name for every node that belongs to a recognised pattern."""
-    producer = {out: i for i, n in enumerate(nodes) for out in n.output}
+def find_patterns(nodes: list[onnx.NodeProto], table: NodeTable | None = None) -> dict[int, str]:
+    """Map node index -> pattern name for every node that belongs to a recognised pattern.
+
+    ``table``: the same nodes as plain data, when the caller has read them already.
+    """
+    table = table or NodeTable.of(nodes)
+    producer = {out: i for i, outputs in enumerate(table.outputs) for out in outputs}
     uses: dict[str, int] = {}
-    for node in nodes:
-        for name in node.input:
+    first_use: dict[str, int] = {}
+    for i, inputs in enumerate(table.inputs):
+        for name in inputs:
             uses[name] = uses.get(name, 0) + 1
-    found = _gates(nodes, producer, uses)
-    found.update(_gelu_erf(nodes, producer, uses))
+            first_use.setdefault(name, i)
+    graph = _Graph(nodes, table, producer, uses, first_use)
+    found = _gates(graph)
+    found.update(_gelu_erf(graph))
     return found
 
 
-def _gates(
-    nodes: list[onnx.NodeProto], producer: dict[str, int], uses: dict[str, int]
-) -> dict[int, str]:
+class _Graph:
+    """The nodes plus the indices the matchers look things up in."""
+
+    def __init__(
+        self,
+        nodes: list[onnx.NodeProto],
+        table: NodeTable,
+        producer: dict[str, int],
+        uses: dict[str, int],
+        first_use: dict[str, int],
+    ):
+        self.nodes, self.ops, self.inputs, self.outputs = (
+            nodes,
+            table.ops,
+            table.inputs,
+            table.outputs,
+        )
+        self.domains = table.domains
+        self.producer, self.uses, self.first_use = producer, uses, first_use
+
+    def sole_consumer(self, tensor: str, op_type: str) -> int | None:
+        """The one node reading ``tensor``, if it is an ``op_type``."""
+        if self.uses.get(tensor, 0) != 1:
+            return None
+        index = self.first_use[tensor]
+        return index if self.ops[index] == op_type else None
+
+    def is_constant(self, tensor: str) -> bool:
+        """An initializer (no producer) or the output of a Constant node."""
+        index = self.producer.get(tensor)
+        return index is None or self.ops[index] == "Constant"
+
+
+def _gates(g: _Graph) -> dict[int, str]:
     """``Mul(x, Gate(x))`` where the gate feeds only that Mul: SiLU and HardSwish."""
     found: dict[int, str] = {}
-    for i, node in enumerate(nodes):
-        if node.op_type != "Mul" or node.domain not in ("", "ai.onnx") or len(node.input) != 2:
+    for i, op in enumerate(g.ops):
+        inputs = g.inputs[i]
+        if op != "Mul" or g.domains[i] not in ("", "ai.onnx") or len(inputs) != 2:
             continue
-        for gate_input, other in ((node.input[0], node.input[1]), (node.input[1], node.input[0])):
-            gate_index = producer.get(gate_input)
+        for gate_input, other in ((inputs[0], inputs[1]), (inputs[1], inputs[0])):
+            gate_index = g.producer.get(gate_input)
             if gate_index is None:
                 continue
-            gate = nodes[gate_index]
-            match = GATES.get(gate.op_type)
-            sole_use = uses.get(gate_input, 0) == 1
-            if match and sole_use and gate.input and gate.input[0] == other and match[1](gate):
+            match = GATES.get(g.ops[gate_index])
+            sole_use = g.uses.get(gate_input, 0) == 1
+            gate_inputs = g.inputs[gate_index]
+            if (
+                match
+                and sole_use
+                and gate_inputs
+                and gate_inputs[0] == other
+                and match[1](g.nodes[gate_index])
+            ):
                 found[i] = found[gate_index] = match[0]
                 break
     return found
 
 
-def _sole_consumer(
-    nodes: list[onnx.NodeProto], tensor: str, op_type: str, uses: dict[str, int]
-) -> int | None:
-    if uses.get(tensor, 0) != 1:
-        return None
-    for i, node in enumerate(nodes):
-        if tensor in node.input:
-            return i if node.op_type == op_type else None
-    return None
-
-
-def _gelu_erf(
-    nodes: list[onnx.NodeProto], producer: dict[str, int], uses: dict[str, int]
-) -> dict[int, str]:
+def _gelu_erf(g: _Graph) -> dict[int, str]:
     """GELU as exporters write it: ``x * 0.5 * (1 + Erf(x / sqrt(2)))``, in either Mul order.
 
     Matched structurally (Div|Mul -> Erf -> Add -> Mul [-> Mul]) with the scaled input and the
@@ -82,40 +116,32 @@ def _gelu_erf(
     tell a GELU block from anything else an exporter writes around an Erf.
     """
     found: dict[int, str] = {}
-    for i, node in enumerate(nodes):
-        if node.op_type != "Erf" or not node.input:
+    ops, inputs, outputs = g.ops, g.inputs, g.outputs
+    for i, op in enumerate(ops):
+        if op != "Erf" or not inputs[i]:
             continue
-        scale = producer.get(node.input[0])
-        if scale is None or nodes[scale].op_type not in ("Div", "Mul"):
+        scale = g.producer.get(inputs[i][0])
+        if scale is None or ops[scale] not in ("Div", "Mul"):
             continue
-        x = nodes[scale].input[0]
-        add = _sole_consumer(nodes, node.output[0], "Add", uses)
+        x = inputs[scale][0]
+        add = g.sole_consumer(outputs[i][0], "Add")
         if add is None:
             continue
-        mul = _sole_consumer(nodes, nodes[add].output[0], "Mul", uses)
+        mul = g.sole_consumer(outputs[add][0], "Mul")
         if mul is None:
             continue
         members = [scale, i, add, mul]
         outer = mul
-        if x not in nodes[mul].input:
-            half = producer.get(
-                next((n for n in nodes[mul].input if n != nodes[add].output[0]), "")
-            )
-            if half is None or nodes[half].op_type != "Mul" or x not in nodes[half].input:
+        if x not in inputs[mul]:
+            half = g.producer.get(next((n for n in inputs[mul] if n != outputs[add][0]), ""))
+            if half is None or ops[half] != "Mul" or x not in inputs[half]:
                 continue
             members.append(half)
         else:
-            follow = _sole_consumer(nodes, nodes[outer].output[0], "Mul", uses)
+            follow = g.sole_consumer(outputs[outer][0], "Mul")
             if follow is not None and all(
-                n == nodes[outer].output[0] or _is_constant(n, nodes, producer)
-                for n in nodes[follow].input
+                n == outputs[outer][0] or g.is_constant(n) for n in inputs[follow]
             ):
                 members.append(follow)
         found.update(dict.fromkeys(members, "GeluErf"))
     return found
-
-
-def _is_constant(tensor: str, nodes: list[onnx.NodeProto], producer: dict[str, int]) -> bool:
-    """An initializer (no producer) or the output of a Constant node."""
-    index = producer.get(tensor)
-    return index is None or nodes[index].op_type == "Constant"

@@ -16,6 +16,9 @@ from portlint.target import Fact, Target
 from portlint.yaml_io import Where
 
 GRANULARITIES = ("per-tensor", "per-channel")
+SIXTEEN_BIT_LAYERS = ("outputs", "detector-heads", "wide-range")
+"""Where a vendor advises 16 bits: the layers producing the model's outputs, a detector's
+head convolutions, or any tensor whose values exceed ``range_above``."""
 CALIBRATIONS = ("minmax", "percentile", "entropy")
 
 
@@ -41,6 +44,8 @@ class QuantScheme:
     inherit_scale: SchemeFact | None = None  # value: frozenset of ops that keep the input scale
     fixed_scale: SchemeFact | None = None  # value: frozenset of ops pinned to a fixed range
     default_bits: int | None = None
+    sixteen_bit: SchemeFact | None = None  # value: frozenset of SIXTEEN_BIT_LAYERS
+    sixteen_bit_range: float | None = None
     facts: Mapping[str, SchemeFact] = field(default_factory=dict)
 
     @property
@@ -166,6 +171,9 @@ def parse_scheme(data: Any, where: Where, target: str = "") -> QuantScheme:
         ops = _ops(data.get(key), where / key, w_source, note)
         if ops is not None:
             facts[name] = ops
+    sixteen, sixteen_range = _sixteen_bit(data.get("sixteen_bit"), where / "sixteen_bit", w_source)
+    if sixteen is not None:
+        facts["sixteen_bit"] = sixteen
     default_bits = weights.get("default_bits")
     if default_bits is not None and not isinstance(default_bits, int):
         raise (where / "weights" / "default_bits").error("expected a bit width")
@@ -174,9 +182,30 @@ def parse_scheme(data: Any, where: Where, target: str = "") -> QuantScheme:
         weight_bits=_bits(weights.get("bits"), where / "weights" / "bits"),
         activation_bits=_bits(activations.get("bits"), where / "activations" / "bits"),
         default_bits=default_bits,
+        sixteen_bit_range=sixteen_range,
         facts=facts,
         **facts,
     )
+
+
+def _sixteen_bit(
+    data: Any, where: Where, default_source: str
+) -> tuple[SchemeFact | None, float | None]:
+    """``sixteen_bit: {layers: [outputs, ...], range_above: 256, source: ...}``."""
+    if data is None:
+        return None, None
+    if not isinstance(data, Mapping):
+        raise where.error("expected a mapping with layers")
+    layers = data.get("layers")
+    if not isinstance(layers, list) or not set(layers) <= set(SIXTEEN_BIT_LAYERS) or not layers:
+        raise (where / "layers").error(f"expected a list of {', '.join(SIXTEEN_BIT_LAYERS)}")
+    limit = data.get("range_above")
+    if ("wide-range" in layers) != (limit is not None):
+        raise (where / "range_above").error("wide-range needs range_above, and only it")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int | float)):
+        raise (where / "range_above").error("expected a number")
+    fact = _fact_of(frozenset(layers), data, default_source)
+    return fact, None if limit is None else float(limit)
 
 
 def scheme_of(target: Target) -> QuantScheme:

@@ -28,8 +28,9 @@ SPREAD = 4.0
 INPUT_STD = 1.0
 MEASURED, FROM_BATCHNORM, FROM_WEIGHTS = "measured", "BatchNorm statistics", "weights"
 ESTIMATE_WEIGHT_BUDGET = 256 * 2**20
-"""Beyond this many bytes of weights ranges are not estimated (``check`` stays fast and lean
-on multi-GB models); measured ranges (``--inputs``) still work."""
+"""Beyond this many bytes of weights the numerics rules read none: ranges are not estimated
+and per-tensor weight damage is not measured (``check`` stays fast and lean on multi-GB
+models); measured ranges (``--inputs``) still work."""
 _NUMPY_DTYPES = {
     "float16": "float16",
     "bfloat16": "float16",
@@ -120,11 +121,15 @@ def estimates(view: GraphView) -> dict[str, ChannelStats]:
     """
     cached = view.__dict__.get("_portlint_estimates")
     if cached is None:
-        affordable = weight_bytes(view) <= ESTIMATE_WEIGHT_BUDGET
         with np.errstate(all="ignore"):  # NaN/Inf weights make a tensor unknown, not noise
-            found = _propagate(view) if affordable else {}
+            found = _propagate(view) if weights_affordable(view) else {}
         cached = view.__dict__["_portlint_estimates"] = found
     return cached
+
+
+def weights_affordable(view: GraphView) -> bool:
+    """Whether the numerics rules may read this model's weights (see ESTIMATE_WEIGHT_BUDGET)."""
+    return weight_bytes(view) <= ESTIMATE_WEIGHT_BUDGET
 
 
 def weight_bytes(view: GraphView) -> int:

@@ -7,19 +7,15 @@ loads and validates it, so the CLI, the reports and the generated docs all read 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from portlint.errors import ProfileError, suggest
 from portlint.resources import data_dir
 from portlint.yaml_io import Where, expect_mapping, expect_type, read_yaml
-
-if TYPE_CHECKING:
-    from portlint.passes import Pass
 
 CODE_PATTERN = re.compile(r"^PL\d{3}$")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -65,7 +61,6 @@ class Rule:
     why: str
     check: str
     help: str
-    fixes: tuple[str, ...]
     example: str
     references: tuple[str, ...]
     path: Path
@@ -74,8 +69,22 @@ class Rule:
     def label(self) -> str:
         return f"{self.code} {self.name}"
 
+    @property
+    def fixes(self) -> tuple[str, ...]:
+        """The ``fix`` passes that resolve this rule's findings, in run order."""
+        return _fixes(self.code)
 
-def _load_rule(path: Path, known_checks: frozenset[str], passes: Mapping[str, Pass]) -> Rule:
+
+@cache
+def _fixes(code: str) -> tuple[str, ...]:
+    # imported on first use: the passes (and onnx-graphsurgeon) cost start-up time that
+    # ``check`` never needs
+    from portlint.passes import PASSES
+
+    return tuple(p.name for p in PASSES.values() if code in p.resolves)
+
+
+def _load_rule(path: Path, known_checks: frozenset[str]) -> Rule:
     where = Where(path)
     data = expect_mapping(
         read_yaml(path),
@@ -102,7 +111,6 @@ def _load_rule(path: Path, known_checks: frozenset[str], passes: Mapping[str, Pa
         raise (where / "check").error(
             f"no check named {data['check']!r} (known: {', '.join(sorted(known_checks))})"
         )
-    fixes = tuple(p.name for p in passes.values() if code in p.resolves)
     return Rule(
         code,
         name,
@@ -113,7 +121,6 @@ def _load_rule(path: Path, known_checks: frozenset[str], passes: Mapping[str, Pa
         str(data["why"]).strip(),
         data["check"],
         str(data.get("help", "")).strip(),
-        fixes,
         str(data.get("example", "")).strip(),
         tuple(data.get("references") or ()),
         path,
@@ -163,13 +170,13 @@ class RuleRegistry:
 def load_rules(folder: Path | None = None) -> RuleRegistry:
     """Load every ``PLnnn-*.yaml`` in ``folder`` (default: the shipped rules)."""
     from portlint.checks import CHECKS
-    from portlint.passes import PASSES
 
     folder = folder or data_dir("rules")
     files = sorted(folder.glob("PL*.yaml"))
     if not files:
         raise ProfileError(f"{folder}: no rule files found (broken installation?)")
-    rules = [_load_rule(path, frozenset(CHECKS), PASSES) for path in files]
+    known_checks = frozenset(CHECKS)
+    rules = [_load_rule(path, known_checks) for path in files]
     seen: dict[str, Path] = {}
     for rule in rules:
         if rule.code in seen:

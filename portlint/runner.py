@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,11 +68,11 @@ def expand(paths: Iterable[Path]) -> tuple[list[Path], list[FileError]]:
     return list(dict.fromkeys(files)), errors
 
 
-def _check_one(path: Path, config: Config) -> ModelReport | FileError:
+def _check_one(path: Path, config: Config, inputs=None) -> ModelReport | FileError:
     from portlint.api import check_paths
 
     try:
-        return check_paths([path], config)[0]
+        return check_paths([path], config, inputs)[0]
     except PortlintError as exc:
         return FileError(path, str(exc))
 
@@ -83,11 +82,13 @@ def check_many(
     config: Config,
     jobs: int | None = None,
     progress: Callable[[Path], None] | None = None,
+    inputs=None,
 ) -> Report:
     """Check every model in ``paths`` (files or folders) with ``jobs`` worker processes.
 
     Problems with the whole run (unknown target, bad config) still raise; problems with one
-    file become a ``FileError`` in the report.
+    file become a ``FileError`` in the report. ``inputs`` (a ``portlint.inputs.InputsSpec``)
+    has each model's activations measured in its worker.
     """
     from portlint.api import resolve_targets
 
@@ -98,12 +99,14 @@ def check_many(
     if workers <= 1:
         results = []
         for path in files:
-            results.append(_check_one(path, config))
+            results.append(_check_one(path, config, inputs))
             if progress:
                 progress(path)
     else:
+        from concurrent.futures import ProcessPoolExecutor  # (and logging): only with workers
+
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_check_one, path, config) for path in files]
+            futures = [pool.submit(_check_one, path, config, inputs) for path in files]
             results = []
             for path, future in zip(files, futures, strict=True):
                 results.append(future.result())

@@ -371,9 +371,12 @@ def big_folder(tmp_path: Path):
 
 @big_tests
 def test_fix_on_a_model_over_2_gb_writes_its_data_beside_the_output(big_folder: Path):
-    """It cannot be proven in onnxruntime from memory, so it is refused unless unverified is
-    allowed; then its data goes beside the output and the file passes the full onnx.checker.
-    About 3 minutes and 17 GB of memory here (the fixer keeps several copies of the weights).
+    """Past 2 GB onnxruntime cannot take the model from memory: each pass is proven on a
+    staged file with external data, the structure is checked without the weights, the data
+    goes beside the output and the written file passes the full onnx.checker.
+    Measured here (2 cores, 2.4 GB of weights): ``fix`` alone 0:59 and 5.2 GB peak RSS, 2.2
+    times the weights (0:27 and 5.1 GB with the PL3xx weight rules ignored); the whole test
+    1:24 and 5.6 GB.
     """
     (big_folder / "in").mkdir()
     source = _big_model(big_folder / "in")
@@ -381,24 +384,33 @@ def test_fix_on_a_model_over_2_gb_writes_its_data_beside_the_output(big_folder: 
     out.parent.mkdir()
     inputs = {p.name: p.stat().st_mtime_ns for p in source.parent.iterdir()}
     command = [sys.executable, "-m", "portlint", "fix", str(source), "-t", "nnom", "-o", str(out)]
-    refused = subprocess.run(command, cwd=ROOT, env=_clean_env(), capture_output=True, text=True)
-    assert refused.returncode == 1, refused.stderr
-    assert "pass decompose cannot be proven: model exceeds the 2 GB protobuf limit" in (
-        refused.stderr
-    )
-    assert not list(out.parent.iterdir())
-    done = subprocess.run(
-        [*command, "--allow-unverified"], cwd=ROOT, env=_clean_env(), capture_output=True, text=True
-    )
+    done = subprocess.run(command, cwd=ROOT, env=_clean_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "NOT VERIFIED numerically: model exceeds the 2 GB protobuf limit" in done.stdout
-    assert "the written model passed onnx.checker" in done.stdout
+    printed = " ".join(done.stdout.split())
+    assert "outputs equal on seeded random inputs" in printed
+    assert "onnxruntime ran it from a staged file with its weights as external data" in printed
+    assert "past the 2 GB protobuf limit" in printed
+    assert "its structure was checked without the weights" in printed
+    assert "the written model passed onnx.checker" in printed
     assert sorted(p.name for p in out.parent.iterdir()) == [NAME, f"{NAME}.data"]
     assert (out.parent / f"{NAME}.data").stat().st_size == (
         source.parent / "big.onnx.data"
     ).stat().st_size
     assert {p.name: p.stat().st_mtime_ns for p in source.parent.iterdir()} == inputs
     onnx.checker.check_model(str(out), full_check=True)
-    assert "HardSwish" not in [
-        n.op_type for n in onnx.load(str(out), load_external_data=False).graph.node
+    written = onnx.load(str(out), load_external_data=False)
+    assert "HardSwish" not in [n.op_type for n in written.graph.node]
+    assert written.ir_version == 8 and [(o.domain, o.version) for o in written.opset_import] == [
+        ("", 17)
     ]
+    feeds = {"x": np.random.default_rng(1).standard_normal((1, 8192, 1, 1), np.float32)}
+    fixed, original = (_run_file(path, feeds) for path in (out, source))
+    np.testing.assert_allclose(fixed, original, rtol=1e-5, atol=1e-5)
+
+
+def _run_file(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """The model's output, onnxruntime reading it from its file (it maps external data)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)[0]

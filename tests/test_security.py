@@ -215,7 +215,7 @@ def test_yaml_that_asks_to_run_code_is_refused(tmp_path: Path, where: str, monke
 
 UNSAFE_CALLS = re.compile(
     r"yaml\.(load|load_all|full_load|full_load_all|unsafe_load|unsafe_load_all)\(|"
-    r"(Unsafe|Full)?Loader\b|\bpickle\b|\bmarshal\b|\bshelve\b|\beval\(|\bexec\(|allow_pickle"
+    r"(Unsafe|Full)?Loader\b|\bpickle\b|\bmarshal\b|\bshelve\b|\beval\(|\bexec\(|allow_pickle\s*=\s*True"
 )
 
 

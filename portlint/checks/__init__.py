@@ -48,6 +48,7 @@ from portlint.checks import (  # noqa: E402,F401  (registration)
     ops,
     postprocess,
     quant_layers,
+    quant_precision,
     quant_scales,
     quant_weights,
     shapes,

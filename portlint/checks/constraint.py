@@ -72,15 +72,46 @@ def _holds(condition: Condition, subject: NodeView | TensorInfo, view: GraphView
     return PREDICATES[condition.predicate].holds(value, condition.operand)
 
 
-def _row_matches(row: dict[str, list[Any]], values: dict[str, Any]) -> bool:
-    for field_name, allowed in row.items():
+_Row = list[tuple[str, list[Any], bool, bool]]
+_COMPILED_TABLES: dict[int, tuple[Any, list[_Row]]] = {}
+
+
+def _compiled_rows(c: Constraint) -> list[_Row]:
+    """Each table row as (field, options, "any" allowed, "=kernel_shape" allowed) entries,
+    worked out once per constraint rather than once per node."""
+    entry = _COMPILED_TABLES.get(id(c.operand))
+    if entry is None or entry[0] is not c.operand:
+        rows = [
+            [
+                (
+                    name,
+                    [a for a in allowed if not _is_kernel_ref(a)],
+                    "any" in allowed,
+                    any(_is_kernel_ref(a) for a in allowed),
+                )
+                for name, allowed in row.items()
+            ]
+            for row in c.operand
+        ]
+        entry = _COMPILED_TABLES[id(c.operand)] = (c.operand, rows)
+    return entry[1]
+
+
+def _is_kernel_ref(option: Any) -> bool:
+    return isinstance(option, str) and option == "=kernel_shape"
+
+
+def _row_matches(row: _Row, values: dict[str, Any]) -> bool:
+    for field_name, options, any_allowed, kernel_ref in row:
+        if any_allowed:
+            continue
         value = values[field_name]
         value = tuple(value) if isinstance(value, list) else value
-        options = [
-            tuple(values["kernel_shape"] or ()) if a == "=kernel_shape" else a for a in allowed
-        ]
-        if "any" not in options and value not in options:
-            return False
+        if value in options:
+            continue
+        if kernel_ref and value == tuple(values["kernel_shape"] or ()):
+            continue
+        return False
     return True
 
 
@@ -90,7 +121,7 @@ def _table_violation(
     values = {name: _value(name, subject, view) for name in names}
     if any(v is None for v in values.values()):
         return None
-    if any(_row_matches(row, values) for row in c.operand):
+    if any(_row_matches(row, values) for row in _compiled_rows(c)):
         return None
     actual = ", ".join(
         f"{get_field(n).label} {format_value(v, get_field(n).spatial)}" for n, v in values.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 from portlint.checks import CheckContext, check
 from portlint.findings import GRAPH, NODE, RawFinding
@@ -13,9 +14,14 @@ CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
+@lru_cache(maxsize=64)
+def _accepted_domains(domains: tuple[str, ...]) -> frozenset[str]:
+    return frozenset("" if d == "ai.onnx" else d for d in domains)
+
+
 def in_target_domain(node: NodeView, target: Target) -> bool:
-    domains = {"" if d == "ai.onnx" else d for d in target.domains}
-    return ("" if node.domain == "ai.onnx" else node.domain) in domains
+    domain = node.domain
+    return ("" if domain == "ai.onnx" else domain) in _accepted_domains(tuple(target.domains))
 
 
 def support_for(node: NodeView, target: Target) -> OpSupport | None:

@@ -20,6 +20,7 @@ from portlint.findings import NODE, RawFinding
 from portlint.graph_view import GraphView, NodeView
 from portlint.quant_math import fake_quantize, fmt, sqnr_db, step
 from portlint.quant_scheme import QuantScheme, scheme_of
+from portlint.ranges import weights_affordable
 
 MIN_SQNR_DB = 20.0
 """A channel below this keeps an error of more than a tenth of its signal (amplitude)."""
@@ -127,7 +128,7 @@ def per_tensor_weights(ctx: CheckContext) -> Iterator[RawFinding]:
     """Weighted layers with a channel the target's one-scale-per-tensor weights crush."""
     scheme = scheme_of(ctx.target)
     fact = scheme.weight_granularity
-    if fact is None or not scheme.per_tensor_weights:
+    if fact is None or not scheme.per_tensor_weights or not weights_affordable(ctx.view):
         return
     for op in WEIGHTED_OPS:
         for node in ctx.view.live_by_op.get(op, ()):

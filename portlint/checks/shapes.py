@@ -30,6 +30,20 @@ def _suggested_pin(info: TensorInfo) -> str:
     return f"--input-shape {info.name}:{format_value(dims).strip('[]').replace(' ', '')}"
 
 
+class _StaticShapes(dict):
+    """Tensor name -> whether its shape is static (None: the tensor is unknown), worked out
+    once per tensor (each is read as one node's output and as its consumers' input)."""
+
+    def __init__(self, view: GraphView):
+        super().__init__()
+        self.tensors = view.tensors
+
+    def __missing__(self, name: str) -> bool | None:
+        info = self.tensors.get(name)
+        static = self[name] = None if info is None else info.is_static
+        return static
+
+
 @check("dynamic_shape")
 def dynamic_shape(ctx: CheckContext) -> Iterator[RawFinding]:
     """Inputs with dynamic dims, and nodes whose output shape depends on data."""
@@ -56,11 +70,10 @@ def dynamic_shape(ctx: CheckContext) -> Iterator[RawFinding]:
                 fact.effect,
                 note=fact.note,
             )
+    static = _StaticShapes(view)
     for node in view.live_nodes():
-        inputs = [view.tensor(name) for name in node.inputs if name]
-        outputs = [view.tensor(name) for name in node.outputs if name]
-        if all(i is not None and i.is_static for i in inputs) and any(
-            o is not None and not o.is_static for o in outputs
+        if all(static[name] for name in node.inputs if name) and any(
+            static[name] is False for name in node.outputs if name
         ):
             yield RawFinding(
                 node.name,

@@ -39,7 +39,9 @@ class PassOption:
 class PassContext:
     """The model a pass works on, the target it works for, and the user's options.
 
-    ``model`` carries its weights and is the pass's own copy: a pass may edit it in place.
+    ``model`` carries its weights. It is the pass's own copy, which it may edit in place,
+    unless the pass says it never does (``Pass.edits_in_place``): then it is the fixer's
+    current model, handed over without copying every weight.
     """
 
     model: onnx.ModelProto
@@ -52,9 +54,9 @@ class PassContext:
     def report(self):
         """The target's findings on this model (after the user's select/ignore), for passes
         that fix what ``check`` flags."""
-        from portlint.in_memory import check_in_memory
+        from portlint.passes.weightless import report
 
-        return check_in_memory(self.model, self.target, self.input_shapes, self.config)
+        return report(self.model, self.target, self.input_shapes, self.config)
 
     def flagged(self, rules: tuple[str, ...] | None = None) -> dict[str, list[str]]:
         """Node name -> rule codes of the target's findings on it (optionally only ``rules``)."""
@@ -88,7 +90,9 @@ class Pass:
     """One rewrite: its name, what it promises, which rules it resolves, and how to run it.
 
     ``wanted`` says why the pass belongs in the default plan for this model and target
-    (``None``: it has nothing to do), so ``fix`` runs only what resolves a finding.
+    (``None``: it has nothing to do), so ``fix`` runs only what resolves a finding; it only
+    reads the model. ``edits_in_place`` False promises that ``run`` leaves ``ctx.model`` as it
+    is (it builds a new model), so ``fix`` need not copy the model, weights and all, for it.
     """
 
     name: str
@@ -99,3 +103,4 @@ class Pass:
     wanted: Callable[[PassContext], str | None]
     why: str
     options: tuple[PassOption, ...] = ()
+    edits_in_place: bool = True

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
 
 from portlint.passes import Pass, PassContext, PassResult, Semantics, register
 from portlint.passes.surgery import (
@@ -160,9 +159,8 @@ def _unmatched(ctx: PassContext, graph) -> list:
 
 
 def run(ctx: PassContext) -> PassResult:
-    model = onnx.shape_inference.infer_shapes(ctx.model)
-    graph = to_graph(model)
-    opset = default_opset(model)
+    graph = to_graph(ctx.model, shapes=True)  # shapes inferred without the weights
+    opset = default_opset(ctx.model)
     usable = _choices(ctx)
     changes, skipped = [], []
     for node in _unmatched(ctx, graph):
@@ -201,5 +199,6 @@ register(
         run=run,
         wanted=wanted,
         why=__doc__.split("\n\n", 1)[1].strip(),
+        edits_in_place=False,
     )
 )

@@ -120,5 +120,6 @@ register(
         run=run,
         wanted=wanted,
         why=__doc__.split("\n\n", 1)[1].strip(),
+        edits_in_place=False,
     )
 )

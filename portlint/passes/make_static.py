@@ -11,6 +11,7 @@ from __future__ import annotations
 import onnx
 
 from portlint.passes import Pass, PassContext, PassResult, Semantics, register
+from portlint.passes.weightless import light_copy
 
 RULES = ("PL200", "PL201")
 
@@ -75,7 +76,8 @@ def run(ctx: PassContext) -> PassResult:
             output.type.CopyFrom(inputs[output.name].type)
         else:
             output.type.tensor_type.ClearField("shape")
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    light = light_copy(model)  # inference serialises its input: not the weights
+    inferred = onnx.shape_inference.infer_shapes(light, strict_mode=True, data_prop=True)
     for output, known in zip(model.graph.output, inferred.graph.output, strict=True):
         output.type.CopyFrom(known.type)
     return PassResult(model, changes, skipped)

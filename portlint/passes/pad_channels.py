@@ -31,7 +31,6 @@ import onnx_graphsurgeon as gs
 from portlint.checks.constraint import conditions_hold, evaluate
 from portlint.fields import NODE, Unknown
 from portlint.graph_view import GraphView, NodeView
-from portlint.in_memory import view_of
 from portlint.passes import register
 from portlint.passes.base import Pass, PassContext, PassResult, Semantics
 from portlint.passes.surgery import (
@@ -42,6 +41,7 @@ from portlint.passes.surgery import (
     to_model,
     unique_name,
 )
+from portlint.passes.weightless import view as view_of
 from portlint.target import Constraint, Target
 
 RULE = "PL220"
@@ -696,5 +696,6 @@ register(
         run=run,
         wanted=wanted,
         why=__doc__.split("\n\n", 1)[1].split("\n\n", 1)[0].strip(),
+        edits_in_place=False,
     )
 )

@@ -115,5 +115,6 @@ for name, summary, run in (
             run=run,
             wanted=wanted,
             why=__doc__.split("\n\n", 1)[1].strip(),
+            edits_in_place=False,
         )
     )

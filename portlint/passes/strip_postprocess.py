@@ -17,10 +17,10 @@ import onnx
 from portlint.checks.postprocess import off_npu, worth_cutting
 from portlint.errors import PortlintError, suggest
 from portlint.graph_view import GraphView, build_view
-from portlint.in_memory import IN_MEMORY
-from portlint.model_io import LoadedModel, view_model
+from portlint.model_io import LoadedModel
 from portlint.passes import Pass, PassContext, PassOption, PassResult, Semantics, register
 from portlint.passes.surgery import keep_model_fields
+from portlint.passes.weightless import light_loaded
 from portlint.postprocess import count_ops, find_tail, is_constant, is_postprocess_op, quoted
 
 RULES = ("PL108", "PL101", "PL102", "PL106", "PL107", "PL203", "PL204")
@@ -33,8 +33,8 @@ CUT_OPTION = PassOption(
 
 def _inspect(model: onnx.ModelProto) -> tuple[LoadedModel, GraphView]:
     """The shape-inferred light copy (for the cut tensors' types) and its view."""
-    loaded = view_model(model, IN_MEMORY)
-    return loaded, build_view(loaded)
+    prepared = light_loaded(model)  # without copying the weights
+    return prepared, build_view(prepared)
 
 
 def _requested(option: Any) -> list[str]:
@@ -238,5 +238,6 @@ register(
         wanted=wanted,
         why=__doc__.split("\n\n", 1)[1].strip(),
         options=(CUT_OPTION,),
+        edits_in_place=False,
     )
 )

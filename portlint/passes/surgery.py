@@ -7,7 +7,9 @@ and vendor toolchains refuse IR versions newer than they know).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -16,21 +18,111 @@ if TYPE_CHECKING:
     import onnx_graphsurgeon as gs
 
 
-def to_graph(model: onnx.ModelProto) -> gs.Graph:
-    import onnx_graphsurgeon as gs  # imported on use: ``check`` never needs it
+def to_graph(model: onnx.ModelProto, shapes: bool = False) -> gs.Graph:
+    """``model`` in graphsurgeon; its constants are read from ``model`` only when used.
 
-    return gs.import_onnx(model)
+    ``shapes`` adds the shapes and types onnx infers. They are inferred on a copy without
+    the weights: inference serialises the model it gets, which would copy every weight and
+    fails outright past protobuf's 2 GB.
+    """
+    import onnx_graphsurgeon as gs  # imported on use: ``check`` never needs it
+    from onnx_graphsurgeon.ir.tensor import LazyValues
+
+    from portlint.passes.weightless import is_stripped, light_copy
+
+    if not shapes:
+        return gs.import_onnx(model)
+    inferred = onnx.shape_inference.infer_shapes(light_copy(model))
+    graph = gs.import_onnx(inferred)
+    weights = {t.name: t for t in model.graph.initializer}
+    for tensor in graph.tensors().values():
+        values = getattr(tensor, "_values", None)
+        if isinstance(values, LazyValues) and is_stripped(values.tensor):
+            source = weights[tensor.name]  # the weights come from ``model`` itself
+            tensor._values = LazyValues(source)
+            located = source.HasField("data_location")
+            tensor.data_location = int(source.data_location) if located else None
+    return graph
 
 
 def to_model(graph: gs.Graph, like: onnx.ModelProto) -> onnx.ModelProto:
     """Export ``graph`` cleaned and sorted, with ``like``'s IR version, opsets and metadata."""
     import onnx_graphsurgeon as gs
 
+    from portlint.passes.weightless import reattach
+
     _share_constants(graph, {value.name for value in like.graph.input})
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
-    model = gs.export_onnx(graph, do_type_check=False)
+    with _weights_left_out(graph) as weights:
+        model = gs.export_onnx(graph, do_type_check=False)
+    reattach(model, weights)
     keep_model_fields(model, like)
     return model
+
+
+@contextlib.contextmanager
+def _weights_left_out(graph: gs.Graph) -> Iterator[Mapping[str, onnx.TensorProto]]:
+    """Export the graph's large constants as shells; yield their tensors, made when asked.
+
+    graphsurgeon's export copies each initializer into a graph and that graph into a model:
+    three copies of every weight at once. Left out, each is copied once, into the exported
+    model (``weightless.reattach``), one at a time; the model's own weights are copied from
+    the tensors they were read from, which are never renamed on the way.
+    """
+    from onnx_graphsurgeon.ir.tensor import LazyValues
+
+    from portlint.passes.weightless import weightless_tensor
+
+    held: dict[str, tuple[Any, Any]] = {}
+    for name, tensor in graph.tensors().items():
+        values = getattr(tensor, "_values", None)
+        if _large(tensor, values):
+            held[name] = (tensor, values)
+            tensor._values = LazyValues(weightless_tensor(_tensor_proto(tensor)))
+    try:
+        yield _Exported({name: tensor for name, (tensor, _) in held.items()})
+    finally:
+        for tensor, values in held.values():
+            tensor._values = values
+
+
+def _large(tensor: gs.Tensor, values: Any) -> bool:
+    """A constant's own weights (not small constants, not data left in external files)."""
+    from onnx_graphsurgeon.ir.tensor import LazyValues
+
+    from portlint.passes.weightless import strips
+
+    if type(values) is LazyValues:
+        return strips(values.tensor)
+    if not isinstance(values, np.ndarray) or tensor.data_location is not None:
+        return False
+    return values.size > SHARED_CONSTANT_LIMIT
+
+
+def _tensor_proto(constant: gs.Constant) -> onnx.TensorProto:
+    """The constant as graphsurgeon exports it; the model's own tensor for one read from it."""
+    from onnx_graphsurgeon.exporters.onnx_exporter import OnnxExporter
+    from onnx_graphsurgeon.ir.tensor import LazyValues
+
+    if type(constant._values) is LazyValues:
+        return constant._values.tensor
+    return OnnxExporter.export_tensor_proto(constant)
+
+
+class _Exported(Mapping[str, onnx.TensorProto]):
+    """Constants by name, each exported only when asked for (and then let go)."""
+
+    def __init__(self, constants: dict[str, gs.Constant]):
+        self._constants = constants
+
+    def __getitem__(self, name: str) -> onnx.TensorProto:
+        return _tensor_proto(self._constants[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._constants)
+
+    def __len__(self) -> int:
+        return len(self._constants)
 
 
 SHARED_CONSTANT_LIMIT = 4096

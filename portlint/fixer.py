@@ -32,7 +32,6 @@ from portlint.passes.weightless import (
     light_copy,
     model_size,
     reattach,
-    report,
     save_for_proof,
     staged,
     too_big,
@@ -189,7 +188,7 @@ def fix_model(
     del model
     chosen = _considered(request)
     shapes, config = dict(request.input_shapes), request.config
-    before_report = report(given, target, None, config)  # the models as they are
+    before_report = check_in_memory(given, target, None, config)  # the models as they are
     before_model = light_copy(given) if owned else given
     prover = _Prover(given, shapes, request.allow_unverified, request.beside)
     try:
@@ -238,7 +237,7 @@ def fix_model(
     if known is not None and known[0] is current and not shapes:
         after_report = known[1]
     else:
-        after_report = report(current, target, None, config)
+        after_report = check_in_memory(current, target, None, config)
     return FixOutcome(before_model, current, tail, steps, before_report, after_report)
 
 
@@ -395,7 +394,7 @@ class _Prover:
                 return run(model, feeds, list(outputs) or None)
             raise NumericsError(_too_big_text(size, first_line(exc))) from exc
         try:
-            values = _run_file(path, feeds, list(outputs) or None)
+            values = run(path, feeds, list(outputs) or None)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         past = ", past the 2 GB protobuf limit" if size >= model_io.PROTOBUF_LIMIT else ""
@@ -473,29 +472,6 @@ def _too_big_text(size: int, reason: str) -> str:
         f"the model is {gigabytes(size)}, above onnxruntime's 2 GB in-memory limit, and could "
         f"not be staged in a file for it ({reason})"
     )
-
-
-def _run_file(
-    path: Path, feeds: Mapping[str, np.ndarray], outputs: list[str] | None = None
-) -> dict[str, np.ndarray]:
-    """``numerics.run`` for a model file (onnxruntime reads its external data beside it)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 4
-    ort.set_default_logger_severity(4)
-    try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise NumericsError(f"onnxruntime cannot load the model: {first_line(exc)}") from exc
-    wanted = outputs or [o.name for o in session.get_outputs()]
-    needed = {i.name for i in session.get_inputs()}
-    try:
-        values = session.run(wanted, {k: v for k, v in feeds.items() if k in needed})
-    except Exception as exc:
-        raise NumericsError(f"onnxruntime failed to run the model: {first_line(exc)}") from exc
-    return dict(zip(wanted, values, strict=True))
 
 
 def _verified_text(semantics: Semantics, inputs: int) -> str:

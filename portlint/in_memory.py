@@ -10,7 +10,6 @@ import onnx
 from portlint.config import Config
 from portlint.engine import TargetReport, check_target, selected_rules
 from portlint.graph_view import GraphView, build_view
-from portlint.model_io import view_model
 from portlint.rule import load_rules
 from portlint.target import Target
 
@@ -20,8 +19,11 @@ IN_MEMORY = Path("<in memory>")
 def view_of(
     model: onnx.ModelProto, input_shapes: Mapping[str, list[int]] | None = None
 ) -> GraphView:
-    """A shape-inferred read-only view of an in-memory model (weights left out)."""
-    return build_view(view_model(model, IN_MEMORY, dict(input_shapes or {})))
+    """A shape-inferred read-only view of an in-memory model: its weights are neither copied
+    nor inferred over; the numerics rules read the ones they need from ``model``."""
+    from portlint.passes.weightless import light_loaded  # passes import this module
+
+    return build_view(light_loaded(model, input_shapes))
 
 
 def check_in_memory(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -60,7 +61,8 @@ class Deviation:
         )
 
 
-def _session(model: onnx.ModelProto):
+def _session(model: onnx.ModelProto | Path):
+    """A session with graph optimizations off; a path lets onnxruntime map external data."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -68,9 +70,8 @@ def _session(model: onnx.ModelProto):
     options.log_severity_level = 4  # its errors become NumericsError's one line, not log noise
     ort.set_default_logger_severity(4)
     try:
-        return ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+        source = str(model) if isinstance(model, Path) else model.SerializeToString()
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise NumericsError(f"onnxruntime cannot load the model: {first_line(exc)}") from exc
 
@@ -116,10 +117,13 @@ def random_inputs(
 
 
 def run(
-    model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], outputs: list[str] | None = None
+    model: onnx.ModelProto | Path,
+    feeds: Mapping[str, np.ndarray],
+    outputs: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Outputs by name; ``outputs`` may name intermediate tensors, which are exposed first."""
-    if outputs:
+    """Outputs by name; ``outputs`` may name intermediate tensors, which are exposed first
+    (of a model file, only its outputs: it is run as written)."""
+    if outputs and not isinstance(model, Path):
         exposed = copy_model(model)
         present = {o.name for o in exposed.graph.output}
         for name in outputs:

@@ -129,3 +129,14 @@ def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTLINT")}
     env.update({"COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"})
     return env
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    """Exit 2 and one ``portlint: error:`` line holding every fragment, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("portlint: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -362,3 +362,28 @@ def graph_input_model(dims: list[int], dtype: str = "float32") -> onnx.ModelProt
     return _model(
         [node], [_value("x", DTYPES[dtype], dims)], [_value("y", DTYPES[dtype], None)], []
     )
+
+
+def conv_stack(channels: int, convs: int, seed: int = 0, size: int = 1) -> onnx.ModelProto:
+    """1x1 Convs then a HardSwish (``fix -t nnom`` decomposes it: an exact pass), on a
+    [1, channels, size, size] input: weights scale with ``channels``, the graph does not."""
+    rng = np.random.default_rng(seed)
+    scale = np.float32(1 / np.sqrt(channels))
+    nodes, weights, current = [], [], "x"
+    for i in range(convs):
+        values = rng.standard_normal((channels, channels, 1, 1), dtype=np.float32) * scale
+        weights.append(numpy_helper.from_array(values, f"w{i}"))
+        nodes.append(helper.make_node("Conv", [current, f"w{i}"], [f"c{i}"], name=f"conv{i}"))
+        current = f"c{i}"
+    nodes.append(helper.make_node("HardSwish", [current], ["y"], name="hs"))
+    shape = [1, channels, size, size]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    return model

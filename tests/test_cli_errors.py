@@ -7,20 +7,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import FIXTURES, parse, run_cli, save
+from conftest import FIXTURES, assert_one_line_error, parse, run_cli, save
 from onnx import helper, numpy_helper
 
 YOLO = str(FIXTURES / "yolov8n.onnx")
-
-
-def _assert_input_error(result, *fragments: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert lines[0].startswith("portlint: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def _external_model(folder: Path, location: str) -> Path:
@@ -78,13 +68,13 @@ def _write(path: Path, data: bytes) -> Path:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_unreadable_model(case: str, tmp_path: Path) -> None:
     make, fragments = CASES[case]
-    _assert_input_error(run_cli("check", str(make(tmp_path)), "--target", "hailo8"), *fragments)
+    assert_one_line_error(run_cli("check", str(make(tmp_path)), "--target", "hailo8"), *fragments)
 
 
 def test_missing_external_data(tmp_path: Path) -> None:
     path = _external_model(tmp_path, "ext.data")
     (tmp_path / "ext.data").unlink()
-    _assert_input_error(
+    assert_one_line_error(
         run_cli("check", str(path), "-t", "rk3588"), "missing external data", "ext.data"
     )
 
@@ -94,7 +84,7 @@ def test_external_data_outside_model_folder_is_refused(tmp_path: Path) -> None:
     inner.mkdir()
     path = _external_model(inner, "../secret.data")
     (tmp_path / "secret.data").write_bytes(b"\0" * 4096)
-    _assert_input_error(run_cli("check", str(path), "-t", "rk3588"), "outside the model's folder")
+    assert_one_line_error(run_cli("check", str(path), "-t", "rk3588"), "outside the model's folder")
 
 
 def test_external_data_present_is_checked_without_reading_it(tmp_path: Path) -> None:
@@ -104,7 +94,7 @@ def test_external_data_present_is_checked_without_reading_it(tmp_path: Path) -> 
 
 
 def test_unknown_target_suggests_close_names() -> None:
-    _assert_input_error(
+    assert_one_line_error(
         run_cli("check", YOLO, "--target", "hailo-8"),
         "unknown target 'hailo-8'",
         "did you mean 'hailo8'",
@@ -112,36 +102,38 @@ def test_unknown_target_suggests_close_names() -> None:
 
 
 def test_no_target_lists_known_ones(tmp_path: Path) -> None:
-    _assert_input_error(run_cli("check", YOLO, cwd=tmp_path), "no target given", "rk3588")
+    assert_one_line_error(run_cli("check", YOLO, cwd=tmp_path), "no target given", "rk3588")
 
 
 def test_malformed_profile_yaml(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
-    _assert_input_error(run_cli("check", YOLO, "--target", str(bad)), "bad.yaml", "malformed YAML")
+    assert_one_line_error(
+        run_cli("check", YOLO, "--target", str(bad)), "bad.yaml", "malformed YAML"
+    )
 
 
 def test_unknown_rule_selector() -> None:
-    _assert_input_error(
+    assert_one_line_error(
         run_cli("check", YOLO, "-t", "rk3588", "--select", "PL9999"), "unknown rule"
     )
 
 
 def test_unknown_rule_in_config(tmp_path: Path) -> None:
     (tmp_path / "portlint.toml").write_text('targets = ["rk3588"]\nignore = ["chanel-multiple"]\n')
-    _assert_input_error(
+    assert_one_line_error(
         run_cli("check", YOLO, cwd=tmp_path), "unknown rule 'chanel-multiple'", "channel-multiple"
     )
 
 
 def test_bad_input_shape_syntax() -> None:
-    _assert_input_error(
+    assert_one_line_error(
         run_cli("check", YOLO, "-t", "rk3588", "--input-shape", "images=1,3"), "bad input shape"
     )
 
 
 def test_input_shape_for_unknown_input() -> None:
-    _assert_input_error(
+    assert_one_line_error(
         run_cli("check", YOLO, "-t", "rk3588", "--input-shape", "image:1,3,64,64"),
         "did you mean 'images'",
     )
@@ -150,13 +142,13 @@ def test_input_shape_for_unknown_input() -> None:
 def test_dangling_node_input_is_a_malformed_graph(tmp_path: Path) -> None:
     model = parse("""<ir_version: 8, opset_import: ["" : 17]>
     g (float[1,8] x) => (float[1,8] y) { y = Add (x, ghost) }""")
-    _assert_input_error(
+    assert_one_line_error(
         run_cli("check", str(save(model, tmp_path)), "-t", "rk3588"), "malformed graph", "'ghost'"
     )
 
 
 def test_unknown_command_option_is_one_line() -> None:
-    _assert_input_error(run_cli("check", YOLO, "--frobnicate"), "--frobnicate")
+    assert_one_line_error(run_cli("check", YOLO, "--frobnicate"), "--frobnicate")
 
 
 def test_findings_exit_one_and_clean_exit_zero(tmp_path: Path) -> None:

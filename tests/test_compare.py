@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 from onnx import TensorProto, helper, numpy_helper
 
 from portlint.compare import CompareError, compare_models, metrics
@@ -261,20 +261,10 @@ def test_cli_json_shape(tmp_path: Path):
     assert document["outputs"][0]["name"] == "y" and document["outputs"][0]["output"] is True
 
 
-def _assert_one_line_error(result, *fragments: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert lines[0].startswith("portlint: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def test_cli_different_outputs_exit_2(tmp_path: Path):
     a = _save(conv_net(), tmp_path / "a.onnx")
     b = _save(conv_net(extra_output=True), tmp_path / "b.onnx")
-    _assert_one_line_error(
+    assert_one_line_error(
         run_cli("compare", a, b, "--random-inputs", "1"), "different outputs", "only in B: r1"
     )
 
@@ -293,7 +283,7 @@ def test_cli_different_outputs_exit_2(tmp_path: Path):
 def test_cli_usage_errors(tmp_path: Path, extra: list[str], fragment: str):
     a = _save(conv_net(), tmp_path / "a.onnx")
     args = [a if item == "B" else item for item in extra]
-    _assert_one_line_error(run_cli("compare", a, *args), fragment)
+    assert_one_line_error(run_cli("compare", a, *args), fragment)
 
 
 def test_simulate_wiring(tmp_path: Path):

@@ -16,17 +16,23 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from model_factory import conv_stack
+from onnx import helper, numpy_helper
 
 from portlint import fixer, model_io
 from portlint.api import fix
 from portlint.cli import main
+from portlint.config import Config
+from portlint.engine import check_target, selected_rules
 from portlint.fixer import FixError, FixRequest, Owned, _tidy, fix_model
-from portlint.in_memory import check_in_memory
+from portlint.graph_view import build_view
+from portlint.in_memory import IN_MEMORY, check_in_memory
+from portlint.model_io import view_model
 from portlint.model_write import protobuf_size
 from portlint.passes import decompose, weightless
 from portlint.passes.base import PassContext
-from portlint.passes.weightless import is_stripped, light_copy, report
+from portlint.passes.weightless import is_stripped, light_copy
+from portlint.rule import load_rules
 from portlint.target import load_target
 
 LIMIT = 2**20
@@ -40,26 +46,8 @@ def lowered_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _model(channels: int = CHANNELS, convs: int = CONVS) -> onnx.ModelProto:
-    """1x1 Convs, then a HardSwish that ``fix -t nnom`` decomposes (an exact pass)."""
-    rng = np.random.default_rng(0)
-    nodes, weights, current = [], [], "x"
-    for i in range(convs):
-        values = rng.standard_normal((channels, channels, 1, 1), np.float32)
-        weights.append(numpy_helper.from_array(values / np.float32(np.sqrt(channels)), f"w{i}"))
-        nodes.append(helper.make_node("Conv", [current, f"w{i}"], [f"c{i}"], name=f"conv{i}"))
-        current = f"c{i}"
-    nodes.append(helper.make_node("HardSwish", [current], ["y"], name="hs"))
-    shape = [1, channels, 2, 2]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
-        weights,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    model.producer_name = "big-test"
+    model = conv_stack(channels, convs, size=2)
+    model.producer_name = "big-test"  # fix must keep it
     return model
 
 
@@ -243,7 +231,11 @@ def test_the_light_copy_is_what_check_sees_and_leaves_the_model_alone():
     assert [t.name for t in light.graph.initializer] == [t.name for t in model.graph.initializer]
     assert all(list(t.dims) == [CHANNELS, CHANNELS, 1, 1] for t in light.graph.initializer)
     target = load_target("nnom")
-    assert report(model, target).findings == check_in_memory(model, target).findings
+    full = build_view(view_model(model, IN_MEMORY))  # a full copy, then stripped
+    rules = selected_rules(load_rules(), Config())
+    assert check_in_memory(model, target).findings == (
+        check_target(full, target, rules, Config()).findings
+    )
 
 
 def test_the_request_stages_beside_the_output(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 from onnx import TensorProto, helper
 
 from portlint.errors import PortlintError
@@ -256,35 +256,26 @@ def test_mean_with_the_wrong_channel_count(tmp_path: Path):
     assert "--mean has 2 values" in _error(tmp_path, preprocess=Preprocess(mean=(0.1, 0.2)))
 
 
-def _assert_one_line_error(result, *fragments: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def test_cli_input_errors_are_one_line(tmp_path: Path):
     model = tmp_path / "m.onnx"
     onnx.save(IMAGE, str(model))
     empty = tmp_path / "empty"
     empty.mkdir()
-    _assert_one_line_error(
+    assert_one_line_error(
         run_cli("check", str(model), "-t", "rk3588", "--inputs", str(empty)),
         "no sample files in this folder",
     )
     bad = tmp_path / "bad"
     bad.mkdir()
     np.save(bad / "a.npy", np.ones((1, 3, 5, 5), np.float32))
-    _assert_one_line_error(
+    assert_one_line_error(
         run_cli("compare", str(model), str(model), "--inputs", str(bad)),
         "expects float32[1,3,2,2], got float32[1,3,5,5]",
     )
-    _assert_one_line_error(
+    assert_one_line_error(
         run_cli("check", str(model), "-t", "rk3588", "--random-inputs", "0"), "--random-inputs"
     )
-    _assert_one_line_error(
+    assert_one_line_error(
         run_cli("compare", str(model), str(model), "--inputs", str(bad), "--layout", "NCWH"),
         "unknown layout 'NCWH'",
     )

@@ -22,7 +22,8 @@ import numpy as np
 import onnx
 import pytest
 from conftest import ROOT, _clean_env
-from onnx import TensorProto, helper, numpy_helper
+from model_factory import conv_stack
+from onnx import TensorProto, numpy_helper
 
 from portlint.api import fix
 from portlint.model_write import OutputError, write_model
@@ -32,30 +33,6 @@ _OUT = {"check": True, "capture_output": True, "text": True}
 linux_only = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="steps the process through /proc (Linux)"
 )
-
-
-def _conv_stack(channels: int, convs: int, seed: int = 0) -> onnx.ModelProto:
-    """1x1 convs then a HardSwish: ``fix -t nnom`` decomposes the HardSwish (an exact pass)."""
-    rng = np.random.default_rng(seed)
-    scale = np.float32(1 / np.sqrt(channels))
-    nodes, weights, current = [], [], "x"
-    for i in range(convs):
-        values = rng.standard_normal((channels, channels, 1, 1), dtype=np.float32) * scale
-        weights.append(numpy_helper.from_array(values, f"w{i}"))
-        nodes.append(helper.make_node("Conv", [current, f"w{i}"], [f"c{i}"], name=f"conv{i}"))
-        current = f"c{i}"
-    nodes.append(helper.make_node("HardSwish", [current], ["y"], name="hs"))
-    shape = [1, channels, 1, 1]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
-        weights,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model
 
 
 def _save_external(model: onnx.ModelProto, folder: Path, name: str) -> Path:
@@ -124,8 +101,8 @@ def _pause_mid_write(process: subprocess.Popen, folder: Path, total: int) -> Pat
 def scene(tmp_path: Path):
     """A big input (64 MB of weights in external data) and an earlier output of a small model,
     itself a model with its data file, in another folder."""
-    big = _save_external(_conv_stack(1024, 16), tmp_path / "in", "big.onnx")
-    small = _save_external(_conv_stack(16, 2, seed=1), tmp_path / "small", "small.onnx")
+    big = _save_external(conv_stack(1024, 16), tmp_path / "in", "big.onnx")
+    small = _save_external(conv_stack(16, 2, seed=1), tmp_path / "small", "small.onnx")
     out = tmp_path / "out" / NAME
     out.parent.mkdir()
     fix(small, "nnom", out)
@@ -198,7 +175,7 @@ def test_stale_staging_of_dead_processes_is_removed(tmp_path: Path):
         (tmp_path / name).mkdir()
         (tmp_path / name / NAME).write_bytes(b"partial")
     (tmp_path / f".{NAME}.{dead_pid}.notadir0").write_bytes(b"a file, not ours")
-    write_model(_conv_stack(4, 1), tmp_path / NAME)
+    write_model(conv_stack(4, 1), tmp_path / NAME)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [
             NAME,
@@ -224,7 +201,7 @@ def _folder_image(folder: Path, images: Path) -> Path:
 def test_a_crash_between_any_two_steps_leaves_a_model_that_loads_with_its_own_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, external: bool
 ):
-    old, new = _conv_stack(32, 2, seed=1), _conv_stack(32, 2, seed=2)
+    old, new = conv_stack(32, 2, seed=1), conv_stack(32, 2, seed=2)
     out, images = tmp_path / "out" / NAME, tmp_path / "images"
     out.parent.mkdir()
     images.mkdir()
@@ -253,7 +230,7 @@ def test_a_crash_between_any_two_steps_leaves_a_model_that_loads_with_its_own_da
 def test_a_failed_rename_of_the_model_keeps_the_old_pair(tmp_path, monkeypatch):
     """os.replace fails after the first call (the data file): the old model loads as before."""
     out = tmp_path / NAME
-    write_model(_conv_stack(32, 2, seed=1), out, external_data=True)
+    write_model(conv_stack(32, 2, seed=1), out, external_data=True)
     before, old_weights = _digests(tmp_path), _weights(out)
     calls, replace = [], os.replace
 
@@ -265,7 +242,7 @@ def test_a_failed_rename_of_the_model_keeps_the_old_pair(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", fail_after_the_first)
     with pytest.raises(OutputError, match=f"{NAME}: cannot write: No space left on device"):
-        write_model(_conv_stack(32, 2, seed=2), out, external_data=True)
+        write_model(conv_stack(32, 2, seed=2), out, external_data=True)
     assert [Path(p).name for p in calls] == [f"{NAME}.1.data", NAME]
     assert _weights(out) == old_weights
     assert _digests(tmp_path) == before  # the new data file that never got its model is gone
@@ -274,7 +251,7 @@ def test_a_failed_rename_of_the_model_keeps_the_old_pair(tmp_path, monkeypatch):
 
 def test_interrupted_or_refused_writes_leave_nothing(tmp_path, monkeypatch):
     out = tmp_path / NAME
-    write_model(_conv_stack(32, 2, seed=1), out, external_data=True)
+    write_model(conv_stack(32, 2, seed=1), out, external_data=True)
     before = _digests(tmp_path)
     save = onnx.save_model
 
@@ -287,23 +264,23 @@ def test_interrupted_or_refused_writes_leave_nothing(tmp_path, monkeypatch):
         raise ValueError("not valid")
 
     with pytest.raises(ValueError, match="not valid"):
-        write_model(_conv_stack(32, 2, seed=2), out, external_data=True, verify=refuse)
+        write_model(conv_stack(32, 2, seed=2), out, external_data=True, verify=refuse)
     assert _digests(tmp_path) == before and not _staging(tmp_path)
     monkeypatch.setattr(onnx, "save_model", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        write_model(_conv_stack(32, 2, seed=2), out, external_data=True)
+        write_model(conv_stack(32, 2, seed=2), out, external_data=True)
     assert _digests(tmp_path) == before and not _staging(tmp_path)
 
 
 def test_only_our_data_files_that_no_input_needs_are_deleted(tmp_path: Path):
     """The previous output's data goes only if it carries our name and is no input of the run."""
     out = tmp_path / NAME
-    shared = _conv_stack(32, 1, seed=1)
+    shared = conv_stack(32, 1, seed=1)
     onnx.save(shared, str(out), save_as_external_data=True, location="shared.bin")
-    write_model(_conv_stack(32, 1, seed=2), out, external_data=True)
+    write_model(conv_stack(32, 1, seed=2), out, external_data=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [NAME, f"{NAME}.data", "shared.bin"]
     write_model(
-        _conv_stack(32, 1, seed=3), out, external_data=True, keep=[out.with_name(f"{NAME}.data")]
+        conv_stack(32, 1, seed=3), out, external_data=True, keep=[out.with_name(f"{NAME}.data")]
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         NAME,
@@ -311,18 +288,18 @@ def test_only_our_data_files_that_no_input_needs_are_deleted(tmp_path: Path):
         f"{NAME}.data",  # kept: an input of the run
         "shared.bin",  # kept: not named as ours, another model may use it
     ]
-    write_model(_conv_stack(32, 1, seed=4), out)  # no external data: the old data goes
+    write_model(conv_stack(32, 1, seed=4), out)  # no external data: the old data goes
     assert sorted(p.name for p in tmp_path.iterdir()) == [NAME, f"{NAME}.data", "shared.bin"]
 
 
 def test_data_files_get_the_model_files_permissions(tmp_path: Path):
-    write_model(_conv_stack(32, 1), tmp_path / NAME, external_data=True)
+    write_model(conv_stack(32, 1), tmp_path / NAME, external_data=True)
     model_mode = (tmp_path / NAME).stat().st_mode
     assert (tmp_path / f"{NAME}.data").stat().st_mode == model_mode
 
 
 def test_in_place_fix_of_external_data_alternates_the_data_file(tmp_path: Path):
-    model = _save_external(_conv_stack(16, 2), tmp_path, "m.onnx")
+    model = _save_external(conv_stack(16, 2), tmp_path, "m.onnx")
     fix(model, "nnom", in_place=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.1.data"]
     assert "HardSwish" not in [n.op_type for n in onnx.load(str(model)).graph.node]
@@ -339,7 +316,7 @@ big_tests = pytest.mark.skipif(
 
 def _big_model(folder: Path, channels: int = 8192, convs: int = 9) -> Path:
     """``_conv_stack`` with 2.4 GB of weights, streamed to its data file (never in memory)."""
-    model = _conv_stack(4, convs)
+    model = conv_stack(4, convs)
     data = folder / "big.onnx.data"
     block = np.random.default_rng(0).standard_normal(channels * channels // 16, np.float32)
     block = (block / np.float32(np.sqrt(channels))).tobytes()

@@ -54,9 +54,9 @@ class PassContext:
     def report(self):
         """The target's findings on this model (after the user's select/ignore), for passes
         that fix what ``check`` flags."""
-        from portlint.passes.weightless import report
+        from portlint.in_memory import check_in_memory
 
-        return report(self.model, self.target, self.input_shapes, self.config)
+        return check_in_memory(self.model, self.target, self.input_shapes, self.config)
 
     def flagged(self, rules: tuple[str, ...] | None = None) -> dict[str, list[str]]:
         """Node name -> rule codes of the target's findings on it (optionally only ``rules``)."""

@@ -31,6 +31,7 @@ import onnx_graphsurgeon as gs
 from portlint.checks.constraint import conditions_hold, evaluate
 from portlint.fields import NODE, Unknown
 from portlint.graph_view import GraphView, NodeView
+from portlint.in_memory import view_of
 from portlint.passes import register
 from portlint.passes.base import Pass, PassContext, PassResult, Semantics
 from portlint.passes.surgery import (
@@ -41,7 +42,6 @@ from portlint.passes.surgery import (
     to_model,
     unique_name,
 )
-from portlint.passes.weightless import view as view_of
 from portlint.target import Constraint, Target
 
 RULE = "PL220"

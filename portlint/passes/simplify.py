@@ -12,11 +12,11 @@ import onnx
 
 from portlint import model_io
 from portlint.errors import first_line
+from portlint.in_memory import view_of
 from portlint.model_io import PROTOBUF_LIMIT, copy_model
 from portlint.passes import Pass, PassContext, PassResult, Semantics, register
 from portlint.passes.surgery import keep_model_fields
 from portlint.passes.weightless import gigabytes, model_size
-from portlint.passes.weightless import view as view_of
 
 NOOP_OPS = ("Identity", "Dropout")
 

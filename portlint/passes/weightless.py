@@ -28,11 +28,7 @@ from portlint.model_io import KEEP_CONSTANT_ELEMENTS, STRIPPED_LOCATION
 from portlint.model_write import protobuf_size
 
 if TYPE_CHECKING:
-    from portlint.config import Config
-    from portlint.engine import TargetReport
-    from portlint.graph_view import GraphView
     from portlint.model_io import LoadedModel
-    from portlint.target import Target
 
 PAYLOAD_FIELDS = frozenset(
     {
@@ -175,29 +171,6 @@ def light_loaded(
     prepared = view_model(light_copy(model), IN_MEMORY, dict(input_shapes or {}))
     prepared.weight_source = model
     return prepared
-
-
-def view(model: onnx.ModelProto, input_shapes: Mapping[str, list[int]] | None = None) -> GraphView:
-    """``in_memory.view_of`` without copying the weights (see ``light_loaded``)."""
-    from portlint.graph_view import build_view
-
-    return build_view(light_loaded(model, input_shapes))
-
-
-def report(
-    model: onnx.ModelProto,
-    target: Target,
-    input_shapes: Mapping[str, list[int]] | None = None,
-    config: Config | None = None,
-) -> TargetReport:
-    """``in_memory.check_in_memory`` without copying the weights (see ``light_loaded``)."""
-    from portlint.config import Config
-    from portlint.engine import check_target, selected_rules
-    from portlint.rule import load_rules
-
-    config = config or Config()
-    rules = selected_rules(load_rules(), config)
-    return check_target(view(model, input_shapes), target, rules, config)
 
 
 def checkable(light: onnx.ModelProto) -> onnx.ModelProto:

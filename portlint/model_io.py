@@ -277,6 +277,12 @@ def _validate_structure(model: onnx.ModelProto, path: Path) -> NodeTable:
     known.update(dict.fromkeys([i.name for i in graph.input], -1))
     for index, outputs in enumerate(table.outputs):
         for name in outputs:
+            if name and known.get(name, -1) >= 0:  # ONNX graphs assign each tensor once
+                first, node_name = known[name], table.names[index] or table.ops[index]
+                raise ModelLoadError(
+                    f"{path}: malformed graph: tensor {name!r} is produced twice, by node "
+                    f"{table.names[first] or table.ops[first]!r} and by node {node_name!r}"
+                )
             known[name] = index
     known[""] = -1
     in_order = True  # while every node reads only what comes before it, there is no cycle

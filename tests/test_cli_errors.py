@@ -156,3 +156,21 @@ def test_findings_exit_one_and_clean_exit_zero(tmp_path: Path) -> None:
     g (float[1,8,4,4] x) => (float[1,8,4,4] y) { y = Relu (x) }""")
     assert run_cli("check", str(save(clean, tmp_path)), "-t", "rk3588").returncode == 0
     assert run_cli("check", YOLO, "-t", "intel-gna").returncode == 1
+
+
+def test_a_tensor_produced_twice_is_refused(tmp_path: Path) -> None:
+    """ONNX graphs are in SSA form: two producers of one tensor is a broken file, not a model
+    whose last producer wins."""
+    model = parse(
+        """
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[1,4] x) => (float[1,4] y) {
+            y = Relu (x)
+            y = Sigmoid (x)
+        }
+        """
+    )
+    path = save(model, tmp_path)
+    for command in ("check", "fix"):
+        result = run_cli(command, str(path), "-t", "rk3588")
+        assert_one_line_error(result, "tensor 'y' is produced twice", "Relu", "Sigmoid")

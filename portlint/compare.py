@@ -24,6 +24,9 @@ from portlint.activations import RunError, StagedModel
 from portlint.errors import PortlintError
 
 DEFAULT_THRESHOLD = 0.99
+NEGLIGIBLE_ENERGY = 1e-12
+"""A channel with less than this share of the largest channel's reference energy has no
+cosine of its own (``None``): it is (next to) all zero."""
 
 
 class CompareError(PortlintError):
@@ -39,7 +42,7 @@ class Metrics:
     max_abs: float
     snr_db: float
     elements: int
-    channel_cosine: tuple[float, ...] | None = None
+    channel_cosine: tuple[float | None, ...] | None = None
     """Per channel (axis 1) for tensors of rank ≥ 2: one crushed channel among many wide ones
     barely moves the tensor's cosine, but the next layer may weigh it heavily."""
 
@@ -50,7 +53,9 @@ class Metrics:
     def channels_below(self, threshold: float) -> int | None:
         if self.channel_cosine is None:
             return None
-        return sum(1 for value in self.channel_cosine if not value >= threshold)
+        return sum(
+            1 for value in self.channel_cosine if value is not None and not value >= threshold
+        )
 
 
 class Accumulator:
@@ -85,6 +90,9 @@ class Accumulator:
         with np.errstate(invalid="ignore", over="ignore"):
             ref = np.moveaxis(reference, 1, 0).reshape(count, -1).astype(np.float64)
             got = np.moveaxis(candidate, 1, 0).reshape(count, -1).astype(np.float64)
+            if not (np.isfinite(ref).all() and np.isfinite(got).all()):  # as for the tensor
+                same = ~np.isfinite(ref) & ((ref == got) | (np.isnan(ref) & np.isnan(got)))
+                ref, got = np.where(same, 0, ref), np.where(same, 0, got)
             diff = ref - got
             sums = np.stack(
                 [(ref * got).sum(1), (ref * ref).sum(1), (got * got).sum(1), (diff * diff).sum(1)]
@@ -110,7 +118,7 @@ class Accumulator:
             return
         with np.errstate(invalid="ignore", over="ignore"):
             if not (np.isfinite(ref).all() and np.isfinite(got).all()):
-                same = (ref == got) | (np.isnan(ref) & np.isnan(got))
+                same = ~np.isfinite(ref) & ((ref == got) | (np.isnan(ref) & np.isnan(got)))
                 ref = np.where(same, 0, ref)
                 got = np.where(same, 0, got)
             self.ref_sq += _dot(ref, ref)
@@ -130,10 +138,16 @@ class Accumulator:
             self.abs_max,
             snr_db(self.ref_sq, self.err_sq),
             self.elements,
-            None
-            if self.channels is None
-            else tuple(cosine(*column) for column in self.channels.T.tolist()),
+            None if self.channels is None else _channel_cosines(self.channels),
         )
+
+
+def _channel_cosines(sums: np.ndarray) -> tuple[float | None, ...]:
+    """Each channel's cosine; None for a channel whose reference is (next to) all zero, such
+    as a dead ReLU channel: noise against nothing says nothing about the model."""
+    energy = sums[1]
+    floor = NEGLIGIBLE_ENERGY * float(energy.max()) if energy.size else 0.0
+    return tuple(None if column[1] <= floor else cosine(*column) for column in sums.T.tolist())
 
 
 def _flat(array: np.ndarray) -> np.ndarray:

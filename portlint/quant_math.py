@@ -20,13 +20,13 @@ def step(low: float, high: float, bits: int, symmetric: bool, power_of_two: bool
     """The quantization step a per-tensor scheme gives the range [low, high].
 
     Symmetric schemes cover ±max|x|; asymmetric ones the span (with zero representable);
-    power-of-two scales round the step up so that nothing clips (NNoM's Q-format choice).
+    power-of-two scales are NNoM's Q-format: ceil(log2 max) integer bits, the rest of the
+    code fractional (a max of exactly 2^k clips by one step, as on the target).
     """
     width = max(abs(low), abs(high)) if symmetric else max(high, 0.0) - min(low, 0.0)
-    size = width / levels(bits, symmetric)
-    if power_of_two and size > 0:
-        size = 2.0 ** math.ceil(math.log2(size))
-    return size
+    if power_of_two and width > 0:  # NNoM: integer bits ceil(log2 max), the rest fractional
+        return 2.0 ** (math.ceil(math.log2(width)) - (bits - 1 if symmetric else bits))
+    return width / levels(bits, symmetric)
 
 
 def fake_quantize(values: np.ndarray, size: float, bits: int) -> np.ndarray:

@@ -110,7 +110,8 @@ def _range_of(stats: ChannelStats) -> Range:
     low = np.clip(stats.mean - SPREAD * stats.std, stats.low, stats.high)
     high = np.clip(stats.tail, stats.low, stats.high)
     absmax = np.maximum(np.abs(low), np.abs(high))
-    typical = np.abs(np.clip(stats.mean, stats.low, stats.high))
+    mean = np.clip(stats.mean, stats.low, stats.high)
+    typical = np.sqrt(mean * mean + stats.std * stats.std)  # the RMS value, not the peak
     return Range(float(low.min()), float(high.max()), absmax, stats.basis, typical)
 
 
@@ -222,6 +223,9 @@ def _conv(node: NodeView, view: GraphView, known: dict[str, ChannelStats]) -> Ch
     index = group_of[:, None] * per_group + np.arange(per_group)[None, :]
     mean = np.einsum("oik,oi->o", w, mean_in[index])
     std = np.sqrt(np.einsum("oik,oi->o", w * w, std_in[index] ** 2))
+    if node.op_type == "ConvTranspose":  # each output pixel sees 1/∏strides of the taps
+        share = 1.0 / math.prod(node.attributes.get("strides") or [1])
+        mean, std = mean * share, std * math.sqrt(share)
     bias = view.weight(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
     if bias is not None:
         mean = mean + bias.astype(np.float64).reshape(-1)
@@ -235,7 +239,12 @@ def _gemm(node: NodeView, view: GraphView, known: dict[str, ChannelStats]) -> Ch
     if x is None or weight is None or weight.ndim != 2:
         return None
     w = weight.astype(np.float64)
+    data = view.tensor(node.inputs[0])
+    if node.op_type == "MatMul" and (data is None or data.rank != 2):
+        return None  # [B, T, D] inputs: stats are per axis 1 (tokens), not per feature
     if node.op_type == "Gemm":
+        if node.attributes.get("transA", 0):
+            return None  # features on axis 0: the stats do not line up
         if node.attributes.get("transB", 0):
             w = w.T
         w = w * float(node.attributes.get("alpha", 1.0))
@@ -305,16 +314,34 @@ def _activation(slope: float = 0.0, low: float = 0.0) -> Callable:
     return rule
 
 
-def _bounded(low: float, high: float) -> Callable:
+def _bounded(low: float, high: float, squash: Callable | None = None) -> Callable:
+    """Bounded outputs; ``squash`` maps the input's per-channel (mean, std) to the output's
+    (sigmoid and tanh: the probit approximation), else the mean is clipped into the bounds."""
+
     def rule(node: NodeView, view: GraphView, known: dict[str, ChannelStats]):
         x = _input(node, known)
         if x is None:
             return None
-        mean = np.clip(x.mean, low, high)
-        std = np.minimum(x.std, (high - low) / 2)
-        return ChannelStats(mean, std, low, high, x.basis)
+        if squash is not None:
+            mean, std = squash(x.mean, x.std)
+        else:
+            mean, std = np.clip(x.mean, low, high), x.std
+        return ChannelStats(mean, np.minimum(std, (high - low) / 2), low, high, x.basis)
 
     return rule
+
+
+def _sigmoid_moments(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E[sigmoid(x)] ≈ sigmoid(μ / sqrt(1 + π σ² / 8)); the std through its slope at the mean."""
+    centre = 1.0 / (1.0 + np.exp(-mean / np.sqrt(1.0 + math.pi * std * std / 8.0)))
+    slope = centre * (1.0 - centre)
+    return centre, std * slope
+
+
+def _tanh_moments(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """tanh(x) = 2·sigmoid(2x) − 1."""
+    centre, spread = _sigmoid_moments(2.0 * mean, 2.0 * std)
+    return 2.0 * centre - 1.0, 2.0 * spread
 
 
 def _clip(node: NodeView, view: GraphView, known: dict[str, ChannelStats]) -> ChannelStats | None:
@@ -433,8 +460,9 @@ def _concat(node: NodeView, view: GraphView, known: dict[str, ChannelStats]) -> 
 
 
 def _pooled(parts: list[ChannelStats], basis: str) -> ChannelStats:
-    """Several tensors merged along a non-channel axis: one set of stats covering them all."""
-    if all(p.mean.size == parts[0].mean.size for p in parts):
+    """Several tensors merged along a non-channel axis (or one whose channels moved): one set
+    of stats covering them all."""
+    if len(parts) > 1 and all(p.mean.size == parts[0].mean.size for p in parts):
         mean = np.mean([p.mean for p in parts], axis=0)
         std = np.max([p.std for p in parts], axis=0)
     else:
@@ -504,9 +532,9 @@ _RULES: dict[str, Callable[[NodeView, GraphView, dict[str, ChannelStats]], Chann
     "HardSwish": _activation(low=-0.375),
     "Gelu": _activation(low=-0.17),
     "Erf": _bounded(-1.0, 1.0),
-    "Sigmoid": _bounded(0.0, 1.0),
+    "Sigmoid": _bounded(0.0, 1.0, _sigmoid_moments),
     "HardSigmoid": _bounded(0.0, 1.0),
-    "Tanh": _bounded(-1.0, 1.0),
+    "Tanh": _bounded(-1.0, 1.0, _tanh_moments),
     "Softmax": _bounded(0.0, 1.0),
     "Clip": _clip,
     "MaxPool": _pool,

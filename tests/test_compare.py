@@ -315,3 +315,20 @@ def test_per_channel_cosine_by_hand() -> None:
     assert m.channels_below(0.99) == 1
     assert m.cosine == pytest.approx((5.0 - 25.0) / 30.0)
     assert metrics(np.ones(3), np.ones(3)).channel_cosine is None  # rank 1: no channels
+
+
+def test_non_finite_values_in_the_same_places_agree_and_dead_channels_have_no_cosine() -> None:
+    """An inf and a NaN both models share count as agreement, and only they are set aside;
+    a channel that is all zero in A has no cosine of its own and is not counted as crushed."""
+    from portlint.compare import metrics
+
+    reference = np.array([[[1.0, 2.0], [np.inf, 3.0], [np.nan, 1.0], [0.0, 0.0]]])
+    candidate = reference.copy()
+    candidate[0, 3] = 1e-6  # noise on the dead channel
+    m = metrics(reference, candidate)
+    assert m.channel_cosine == (1.0, 1.0, 1.0, None)
+    assert m.channels_below(0.99) == 0
+    assert m.cosine == pytest.approx(1.0)
+    candidate[0, 0, 0] = 1.5  # a real difference on a finite value still shows
+    m = metrics(reference, candidate)
+    assert m.channel_cosine[0] == pytest.approx((1.5 + 4) / (math.sqrt(5) * math.sqrt(6.25)))

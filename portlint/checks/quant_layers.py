@@ -196,6 +196,6 @@ def unbounded_activation(ctx: CheckContext) -> Iterator[RawFinding]:
             f"{lost:.1f} bits lost by the median channel",
             f"< {MIN_SPREAD_BITS:.0f} bits (widest within {2**MIN_SPREAD_BITS:.0f}× the median)",
             info.get("source"),
-            True,
+            bool(info.get("verified", True)),
             "accuracy",
         )

@@ -41,6 +41,9 @@ def _heads(view: GraphView, detector_only: bool) -> tuple[list[NodeView], str]:
 def _wide(view: GraphView, limit: float) -> list[tuple[NodeView, float, str]]:
     found = []
     for node in view.live_nodes():
+        consumers = view.consumers(node.outputs[0]) if node.outputs else []
+        if len(consumers) == 1 and consumers[0].op_type == "BatchNormalization":
+            continue  # folded into that BatchNorm: the tensor does not exist on the target
         measured = tensor_range(view, node.outputs[0]) if node.outputs else None
         if measured is not None and measured.absmax > limit:
             found.append((node, measured.absmax, measured.how))
@@ -80,9 +83,9 @@ def sixteen_bit_layers(ctx: CheckContext) -> Iterator[RawFinding]:
         heads, label = _heads(ctx.view, "outputs" not in kinds)
         if heads:
             which = (
-                f"one of {len(heads)} {label}s that {name}'s vendor recipes quantize"
+                f"one of {len(heads)} {label}s, which {name}'s vendor recipes often quantize"
                 if len(heads) > 1
-                else f"the model's {label}, which {name}'s vendor recipes quantize"
+                else f"the model's {label}, which {name}'s vendor recipes often quantize"
             )
             yield _finding(
                 heads,

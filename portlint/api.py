@@ -191,6 +191,7 @@ def fix_path(
     if in_place and output is not None and output.resolve() != path.resolve():
         raise ConfigError("--in-place writes over the input model; drop -o, or drop --in-place")
     output = path if in_place else (output or default_output(path))
+    check_destinations(output, [path], in_place)  # before reading GBs of weights; again below
     try:
         model, data_files = load_for_fix(path)
     except onnx.checker.ValidationError as exc:  # onnx's own checks, e.g. a symlinked data file

@@ -26,6 +26,8 @@ from portlint.graph_view import GraphView, NodeView
 SPREAD = 4.0
 """Range = mean ± SPREAD·std: a float model's rare largest values, not its average ones."""
 INPUT_STD = 1.0
+MAX_CHANNELS = 2**20
+"""A graph input claiming more channels than this is not estimated (corrupt or hostile)."""
 MEASURED, FROM_BATCHNORM, FROM_WEIGHTS = "measured", "BatchNorm statistics", "weights"
 ESTIMATE_WEIGHT_BUDGET = 256 * 2**20
 """Beyond this many bytes of weights the numerics rules read none: ranges are not estimated
@@ -160,7 +162,7 @@ def _propagate(view: GraphView) -> dict[str, ChannelStats]:
                 out = None if x is None else GATED[node.pattern](x)
             else:
                 out = rule(node, view, known)
-        except (ValueError, IndexError, TypeError, ZeroDivisionError):
+        except (ValueError, IndexError, TypeError, ZeroDivisionError, MemoryError):
             out = None  # shapes the estimate cannot follow: unknown, not an error
         if out is not None and np.isfinite(out.mean).all() and np.isfinite(out.std).all():
             known[node.outputs[0]] = out
@@ -172,7 +174,7 @@ def _propagate(view: GraphView) -> dict[str, ChannelStats]:
 def _channels(shape) -> int | None:
     if shape is None or len(shape) < 2 or not isinstance(shape[1], int):
         return 1 if shape is not None and len(shape) < 2 else None
-    return shape[1]
+    return shape[1] if 0 < shape[1] <= MAX_CHANNELS else None
 
 
 def _input(node: NodeView, known: dict[str, ChannelStats], index: int = 0) -> ChannelStats | None:
@@ -218,6 +220,8 @@ def _conv(node: NodeView, view: GraphView, known: dict[str, ChannelStats]) -> Ch
         groups = int(node.attributes.get("group", 1))
         w = weight.reshape(weight.shape[0], weight.shape[1], -1)
     out_channels, per_group = w.shape[0], w.shape[1]
+    if groups < 1 or out_channels % groups or x.mean.size not in (1, per_group * groups):
+        return None  # a group count the weights and the input do not bear out
     mean_in, std_in = _per_channel(x, per_group * groups)
     group_of = np.arange(out_channels) // (out_channels // groups)
     index = group_of[:, None] * per_group + np.arange(per_group)[None, :]

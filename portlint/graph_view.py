@@ -7,12 +7,12 @@ does that once, so every rule reasons about the graph the vendor compiler will a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import onnx
@@ -68,6 +68,10 @@ def dtype_name(elem_type: int) -> str | None:
 @lru_cache(maxsize=4096)
 def _all_static(shape: tuple[Dim, ...]) -> bool:
     return all(isinstance(d, int) for d in shape)
+
+
+T = TypeVar("T")
+_MISSING = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,14 @@ class GraphView:
     weights: WeightStore | None = None
     activations: Mapping[str, TensorStats] | None = None
     """Measured on sample inputs (``--inputs``); None when only the float model is known."""
+
+    def derived(self, key: str, compute: Callable[[GraphView], T]) -> T:
+        """A fact worked out from the whole graph (the detector tail, range estimates),
+        computed once per view however many rules and targets ask for it."""
+        found = self.__dict__.get(key, _MISSING)
+        if found is _MISSING:
+            found = self.__dict__[key] = compute(self)
+        return found
 
     @cached_property
     def _producers(self) -> dict[str, NodeView]:

@@ -142,6 +142,12 @@ class Tail:
 
 
 def find_tail(view: GraphView) -> Tail | None:
+    """The post-processing tail of ``view`` (worked out once per view: PL108 and PL307 ask
+    for every target)."""
+    return view.derived("postprocess-tail", _find_tail)
+
+
+def _find_tail(view: GraphView) -> Tail | None:
     """The post-processing tail of ``view``, or None when there is none worth cutting.
 
     A node is in the tail when its op is post-processing-like and every consumer of its

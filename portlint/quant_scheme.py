@@ -78,9 +78,6 @@ class QuantScheme:
         offered = self.activation_bits or self.weight_bits
         return 8 if 8 in offered or not offered else min(offered)
 
-    def fact(self, name: str) -> SchemeFact | None:
-        return self.facts.get(name)
-
 
 def _value(fact: SchemeFact | None) -> Any:
     return None if fact is None else fact.value
@@ -209,8 +206,8 @@ def _sixteen_bit(
 
 
 def scheme_of(target: Target) -> QuantScheme:
-    """The target's scheme (validated when the profile was loaded)."""
-    return parse_scheme(target.info.get("quantization"), Where(target.path), target.name)
+    """The target's scheme, parsed and validated when its profile was loaded."""
+    return target.quant_scheme or QuantScheme(target.name)
 
 
 @dataclass(frozen=True)
@@ -257,4 +254,4 @@ def parse_approximations(data: Any, where: Where) -> tuple[Approximation, ...]:
 
 
 def approximations_of(target: Target) -> tuple[Approximation, ...]:
-    return parse_approximations(target.info.get("activations"), Where(target.path))
+    return target.approximations

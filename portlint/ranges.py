@@ -84,10 +84,6 @@ class Range:
         return max(abs(self.low), abs(self.high))
 
     @property
-    def span(self) -> float:
-        return self.high - self.low
-
-    @property
     def how(self) -> str:
         return "measured" if self.basis == MEASURED else f"estimated from {self.basis}"
 
@@ -103,11 +99,6 @@ def tensor_range(view: GraphView, name: str) -> Range | None:
     return None if stats is None else _range_of(stats)
 
 
-def channel_stats(view: GraphView, name: str) -> ChannelStats | None:
-    """The estimated per-channel mean and std of ``name`` (never measured)."""
-    return estimates(view).get(name)
-
-
 def _range_of(stats: ChannelStats) -> Range:
     low = np.clip(stats.mean - SPREAD * stats.std, stats.low, stats.high)
     high = np.clip(stats.tail, stats.low, stats.high)
@@ -118,16 +109,16 @@ def _range_of(stats: ChannelStats) -> Range:
 
 
 def estimates(view: GraphView) -> dict[str, ChannelStats]:
-    """Per-channel statistics of every tensor the estimator can follow, computed once per view.
+    """Per-channel statistics of every tensor the estimator can follow, computed once per view
+    (every target's rules ask; the weights are read once)."""
+    return view.derived("range-estimates", _estimate)
 
-    Cached on the view itself: every target's rules ask, the weights are read once.
-    """
-    cached = view.__dict__.get("_portlint_estimates")
-    if cached is None:
-        with np.errstate(all="ignore"):  # NaN/Inf weights make a tensor unknown, not noise
-            found = _propagate(view) if weights_affordable(view) else {}
-        cached = view.__dict__["_portlint_estimates"] = found
-    return cached
+
+def _estimate(view: GraphView) -> dict[str, ChannelStats]:
+    if not weights_affordable(view):
+        return {}
+    with np.errstate(all="ignore"):  # NaN/Inf weights make a tensor unknown, not noise
+        return _propagate(view)
 
 
 def weights_affordable(view: GraphView) -> bool:
@@ -406,7 +397,7 @@ def _add(node: NodeView, view: GraphView, known: dict[str, ChannelStats]) -> Cha
         return None
     (m1, s1, b1), (m2, s2, b2) = parts
     sign = -1.0 if node.op_type == "Sub" else 1.0
-    mean, std = _broadcast(m1 + sign * m2), _broadcast(np.sqrt(s1**2 + s2**2))
+    mean, std = np.atleast_1d(m1 + sign * m2), np.atleast_1d(np.sqrt(s1**2 + s2**2))
     return ChannelStats(mean, std, basis=b1 or b2 or FROM_WEIGHTS)
 
 
@@ -417,7 +408,7 @@ def _mul(node: NodeView, view: GraphView, known: dict[str, ChannelStats]) -> Cha
     (m1, s1, b1), (m2, s2, b2) = parts
     mean = m1 * m2
     std = np.sqrt(s1**2 * s2**2 + s1**2 * m2**2 + s2**2 * m1**2)
-    return ChannelStats(_broadcast(mean), _broadcast(std), basis=b1 or b2 or FROM_WEIGHTS)
+    return ChannelStats(np.atleast_1d(mean), np.atleast_1d(std), basis=b1 or b2 or FROM_WEIGHTS)
 
 
 def _operand(name: str, view: GraphView, known: dict[str, ChannelStats]):
@@ -436,10 +427,6 @@ def _operand(name: str, view: GraphView, known: dict[str, ChannelStats]):
     else:
         return None
     return per_channel, np.zeros_like(per_channel), ""
-
-
-def _broadcast(values: np.ndarray) -> np.ndarray:
-    return np.atleast_1d(values)
 
 
 def _concat(node: NodeView, view: GraphView, known: dict[str, ChannelStats]) -> ChannelStats | None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portlint.errors import ProfileError, suggest
 from portlint.fields import GRAPH, NODE, SCOPES, get_field
@@ -22,6 +22,9 @@ from portlint.profile_merge import resolve_extends
 from portlint.resources import data_dir
 from portlint.rule import RuleRegistry, Severity, load_rules
 from portlint.yaml_io import Where, expect_mapping, expect_type, read_yaml
+
+if TYPE_CHECKING:
+    from portlint.quant_scheme import Approximation, QuantScheme
 
 SCHEMA_VERSION = 1
 EFFECTS = {"reject": Severity.ERROR, "cpu": Severity.WARNING, "slow": Severity.INFO}
@@ -151,6 +154,8 @@ class Target:
     path: Path
     partitioning: str = "multi"
     partitioning_fact: Fact | None = None
+    quant_scheme: QuantScheme | None = None  # parsed with the profile (portlint.quant_scheme)
+    approximations: tuple[Approximation, ...] = ()
 
     def constraints_for(self, rule: str) -> list[Constraint]:
         return [c for c in self.constraints if c.rule == rule]
@@ -410,8 +415,8 @@ def parse_target(data: Any, path: Path, rules: RuleRegistry) -> Target:
         _check_info_sources(data.get(key), where / key, sources)
     from portlint.quant_scheme import parse_approximations, parse_scheme  # they read Target
 
-    parse_scheme(data.get("quantization"), where / "quantization", name)
-    parse_approximations(data.get("activations"), where / "activations")
+    scheme = parse_scheme(data.get("quantization"), where / "quantization", name)
+    approximations = parse_approximations(data.get("activations"), where / "activations")
     partitioning, partitioning_fact = _load_partitioning(data.get("partitioning"), where, sources)
     status = data.get("status", "stable")
     if status not in ("stable", "preview"):
@@ -445,6 +450,8 @@ def parse_target(data: Any, path: Path, rules: RuleRegistry) -> Target:
         path=path,
         partitioning=partitioning,
         partitioning_fact=partitioning_fact,
+        quant_scheme=scheme,
+        approximations=approximations,
     )
 
 

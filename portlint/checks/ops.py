@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 from portlint.checks import CheckContext, check
@@ -36,6 +36,14 @@ def support_for(node: NodeView, target: Target) -> OpSupport | None:
 def _judged_nodes(ctx: CheckContext) -> Iterator[NodeView]:
     """Live nodes in a domain the target accepts (other domains are PL104's business)."""
     return (n for n in ctx.view.live_nodes() if in_target_domain(n, ctx.target))
+
+
+def judged_ops(ctx: CheckContext, ops: Iterable[str]) -> Iterator[NodeView]:
+    """Live nodes of ``ops`` in a domain the target accepts, op by op."""
+    for op in ops:
+        for node in ctx.view.live_by_op.get(op, ()):
+            if in_target_domain(node, ctx.target):
+                yield node
 
 
 def _unsupported_message(node: NodeView, target: Target) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from portlint.checks import CheckContext, check
-from portlint.checks.ops import in_target_domain
+from portlint.checks.ops import judged_ops
 from portlint.findings import NODE, RawFinding
 from portlint.graph_view import GraphView, NodeView
 from portlint.quant_math import bits_lost, fmt, step
@@ -52,13 +52,6 @@ def _width(found: Range, symmetric: bool) -> float:
     if symmetric:
         return found.absmax
     return max(found.high, 0.0) - min(found.low, 0.0)
-
-
-def _judged(ctx: CheckContext, ops: tuple[str, ...]) -> Iterator[NodeView]:
-    for op in ops:
-        for node in ctx.view.live_by_op.get(op, ()):
-            if in_target_domain(node, ctx.target):
-                yield node
 
 
 def _activation_inputs(node: NodeView, view: GraphView) -> list[str]:
@@ -100,7 +93,7 @@ def shared_scale_inputs(ctx: CheckContext) -> Iterator[RawFinding]:
         return
     symmetric = _symmetric(scheme)
     bits = scheme.bits()
-    for node in _judged(ctx, tuple(op for op in SHARED_SCALE_OPS if scheme.shares_scale(op))):
+    for node in judged_ops(ctx, tuple(op for op in SHARED_SCALE_OPS if scheme.shares_scale(op))):
         names = _activation_inputs(node, ctx.view)
         ranges = [tensor_range(ctx.view, n) for n in names]
         if len(names) < 2 or any(r is None for r in ranges):
@@ -139,7 +132,7 @@ def pooled_small_values(ctx: CheckContext) -> Iterator[RawFinding]:
     """Average pools whose channel averages drop below half a step of the input's scale."""
     scheme = scheme_of(ctx.target)
     symmetric, bits = _symmetric(scheme), scheme.bits()
-    for node in _judged(ctx, POOL_OPS):
+    for node in judged_ops(ctx, POOL_OPS):
         fact, note = _pool_fact(scheme, node.op_type)
         if fact is None:
             continue

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from portlint.checks import CheckContext, check
-from portlint.checks.ops import in_target_domain
+from portlint.checks.ops import judged_ops
 from portlint.findings import NODE, RawFinding
 from portlint.graph_view import GraphView, NodeView
 from portlint.quant_math import fake_quantize, fmt, sqnr_db, step
@@ -130,22 +130,19 @@ def per_tensor_weights(ctx: CheckContext) -> Iterator[RawFinding]:
     fact = scheme.weight_granularity
     if fact is None or not scheme.per_tensor_weights or not weights_affordable(ctx.view):
         return
-    for op in WEIGHTED_OPS:
-        for node in ctx.view.live_by_op.get(op, ()):
-            if not in_target_domain(node, ctx.target):
-                continue
-            hurt = damage(node, ctx.view, scheme)
-            if hurt is None or hurt.sqnr[hurt.worst] >= MIN_SQNR_DB:
-                continue
-            yield RawFinding(
-                node.name,
-                NODE,
-                _message(node, hurt, scheme),
-                node.op_type,
-                f"worst channel {hurt.sqnr[hurt.worst]:.1f} dB SQNR",
-                f"≥ {MIN_SQNR_DB:.0f} dB per channel with one int{scheme.bits()} scale per tensor",
-                fact.source,
-                fact.verified,
-                "accuracy",
-                note=fact.note,
-            )
+    for node in judged_ops(ctx, WEIGHTED_OPS):
+        hurt = damage(node, ctx.view, scheme)
+        if hurt is None or hurt.sqnr[hurt.worst] >= MIN_SQNR_DB:
+            continue
+        yield RawFinding(
+            node.name,
+            NODE,
+            _message(node, hurt, scheme),
+            node.op_type,
+            f"worst channel {hurt.sqnr[hurt.worst]:.1f} dB SQNR",
+            f"≥ {MIN_SQNR_DB:.0f} dB per channel with one int{scheme.bits()} scale per tensor",
+            fact.source,
+            fact.verified,
+            "accuracy",
+            note=fact.note,
+        )

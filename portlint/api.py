@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from portlint.inputs import InputsSpec, Preprocess
     from portlint.passes import Pass
     from portlint.runner import Report
+    from portlint.verify import Verification
 
 
 def resolve_config(path: Path | None) -> Config:
@@ -259,6 +260,40 @@ def fix(
     )
     destination = Path(output) if output is not None else None
     return fix_path(Path(path), request, destination, in_place=in_place, dry_run=dry_run)
+
+
+def verify(
+    path: str | Path,
+    target: str,
+    *,
+    config: Config | str | Path | None = None,
+    toolchain_python: str | None = None,
+    timeout: float = 600.0,
+    options: Mapping[str, Any] | None = None,
+    input_shapes: Mapping[str, list[int]] | None = None,
+    reduce: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Verification:
+    """Run ``target``'s real compiler on the model and set it beside ``check``'s prediction;
+    the CLI's ``verify``. With ``reduce``, a failing model is cut down to the smallest
+    sub-model that fails the same way (``Verification.reduced``)."""
+    from portlint.verify import VerifyRequest, verify_model
+
+    if not isinstance(config, Config):
+        config = resolve_config(Path(config) if config is not None else None)
+    config = config.merged(
+        targets=(target,), input_shapes=dict(input_shapes) if input_shapes else None
+    )
+    report = check_paths([Path(path)], config)[0].targets[0]
+    request = VerifyRequest(
+        toolchain_python,
+        dict(config.toolchains),
+        timeout,
+        dict(options or {}),
+        dict(config.input_shapes),
+        reduce,
+    )
+    return verify_model(Path(path), report.target, report, request, progress)
 
 
 def _single_target(config: Config) -> Target:

@@ -32,6 +32,7 @@ KEYS = (
     "fail-on",
     "input-shape",
     "profile-dirs",
+    "toolchains",
 )
 _SHAPE = re.compile(r"^(?P<name>[^:]+):(?P<dims>\d+(?:,\d+)*)$")
 
@@ -47,6 +48,8 @@ class Config:
     input_shapes: Mapping[str, list[int]] = field(default_factory=dict)
     profile_dirs: tuple[Path, ...] = ()
     path: Path | None = None
+    toolchains: Mapping[str, str] = field(default_factory=dict)
+    """Toolchain name -> the Python interpreter of its own venv (``portlint verify``)."""
 
     def merged(self, **cli: Any) -> Config:
         """Apply command-line values (None/empty means 'not given')."""
@@ -141,4 +144,22 @@ def load_config(path: Path | None, rules: RuleRegistry) -> Config:
         for d in _strings(table.get("profile-dirs", []), path, "profile-dirs")
     )
     fail_on = _severity(table.get("fail-on", "error"), f"{path}: fail-on")
-    return Config(targets, select, ignore, severity, per_node, fail_on, shapes, dirs, path)
+    toolchains = _toolchains(table.get("toolchains", {}), path)
+    return Config(
+        targets, select, ignore, severity, per_node, fail_on, shapes, dirs, path, toolchains
+    )
+
+
+def _toolchains(value: Any, path: Path) -> dict[str, str]:
+    """``rknn = "~/.venvs/rknn/bin/python"``; relative paths are relative to the config file."""
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(f"{path}: toolchains must map toolchain names to interpreter paths")
+    resolved = {}
+    for name, python in value.items():
+        expanded = Path(python).expanduser()
+        if not expanded.is_absolute() and ("/" in python or "\\" in python):
+            expanded = (path.parent / expanded).resolve()
+        resolved[name] = str(expanded)
+    return resolved

@@ -121,6 +121,18 @@ def render_target_markdown(target: Target) -> str:
             _constraint_line(c, SEVERITY_EFFECT[rules.get(c.rule).severity])
             for c in target.constraints
         ]
+    if target.defects:
+        from portlint.defect_patterns import DEFECT_PATTERNS
+
+        lines += ["", "## Known toolchain defects", ""]
+        for d in target.defects:
+            active = "" if d.applies_to(target.toolchain_version) else " (not this version)"
+            pattern = DEFECT_PATTERNS[d.pattern].description
+            lines.append(
+                f"- **{d.id}**, {target.toolchain} {', '.join(d.versions)}{active}: on {pattern}, "
+                f"{d.what} ({EFFECT_WORDS[d.effect]}). Workaround: {d.workaround}."
+                f"{_fact_suffix(d)}"
+            )
     for key, value in target.info.items():
         lines += ["", f"## {key.capitalize()}", "", "```yaml", _yaml(value).rstrip(), "```"]
     return "\n".join(lines) + "\n"
@@ -146,6 +158,7 @@ def verified_share(target: Target) -> tuple[int, int]:
         *target.ops.values(),
         *target.patterns.values(),
         *target.constraints,
+        *target.defects,
         target.unsupported_ops,
     ]
     facts += [f for f in (target.opset_fact, target.partitioning_fact) if f is not None]

@@ -153,16 +153,22 @@ def load_for_fix(path: str | Path) -> tuple[onnx.ModelProto, list[Path]]:
     _validate_structure(model, path)
     _validate_attributes(model, path)  # ``check`` finds these as it reads them (build_view)
     _validate_external_data(model, path)
-    locations = {
-        e.value for t in _external_tensors(model) for e in t.external_data if e.key == "location"
-    }
-    if locations:
+    files = external_data_files(model, path)
+    if files:
         try:
             onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
         except (ValueError, OSError) as exc:
             raise ModelLoadError(f"{path}: cannot read external data: {first_line(exc)}") from exc
     _validate_constants(model, path)
-    return model, sorted(path.parent / location for location in locations)
+    return model, files
+
+
+def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
+    """The files beside ``path`` that hold ``model``'s external initializers."""
+    locations = {
+        e.value for t in _external_tensors(model) for e in t.external_data if e.key == "location"
+    }
+    return sorted(path.parent / location for location in locations)
 
 
 def view_model(

@@ -14,6 +14,9 @@ from typing import Any
 from portlint.yaml_io import Where
 
 MERGE_ONLY_KEYS = ("extends", "remove_ops", "remove_constraints")
+LINEAGE = "_extends_chain"
+"""Set on a merged profile: the names it extends, nearest first (``my-board`` -> rk3588), so
+a derived profile still finds the compiler and chip of the profile it came from."""
 RawLoader = Callable[[str, Path], tuple[Any, Path]]
 
 
@@ -30,11 +33,14 @@ def resolve_extends(
     parent = resolve_extends(parent_data, parent_path, load_raw, (*chain, path))
     if not isinstance(parent, Mapping):
         raise where.error(f"{parent_path} is not a profile mapping")
-    return merge(parent, data, Where(path))
+    merged = merge(parent, data, Where(path))
+    merged[LINEAGE] = [parent.get("name"), *parent.get(LINEAGE, [])]
+    return merged
 
 
 def merge(parent: Mapping[str, Any], child: Mapping[str, Any], where: Where) -> dict[str, Any]:
-    """Child keys replace the parent's; sources/patterns merge; ops/constraints append."""
+    """Child keys replace the parent's; sources/patterns merge; ops/constraints/defects
+    append."""
     merged = dict(parent)
     # Removals apply to what the parent brings, so a child can drop an inherited constraint
     # and restate it under the same id.
@@ -42,11 +48,11 @@ def merge(parent: Mapping[str, Any], child: Mapping[str, Any], where: Where) -> 
     _remove_constraints(merged, child.get("remove_constraints") or [], where / "remove_constraints")
     parent = dict(merged)
     for key, value in child.items():
-        if key in MERGE_ONLY_KEYS:
+        if key in MERGE_ONLY_KEYS or key == LINEAGE:
             continue
         if key in ("sources", "patterns"):
             merged[key] = {**(parent.get(key) or {}), **(value or {})}
-        elif key in ("ops", "constraints"):
+        elif key in ("ops", "constraints", "defects"):
             merged[key] = [*(parent.get(key) or []), *(value or [])]
         else:
             merged[key] = value

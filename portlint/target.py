@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from portlint.errors import ProfileError, suggest
 from portlint.fields import GRAPH, NODE, SCOPES, get_field
 from portlint.predicates import PREDICATES, parse_operand
-from portlint.profile_merge import resolve_extends
+from portlint.profile_merge import LINEAGE, resolve_extends
 from portlint.resources import data_dir
 from portlint.rule import RuleRegistry, Severity, load_rules
 from portlint.yaml_io import Where, expect_mapping, expect_type, read_yaml
@@ -47,10 +47,12 @@ TOP_KEYS = (
     "patterns",
     "constraints",
     "partitioning",
+    "defects",
     "quantization",
     "postprocessing",
     "activations",
     "notes",
+    LINEAGE,
 )
 CONSTRAINT_KEYS = (
     "id",
@@ -130,6 +132,38 @@ class Constraint(Fact):
 
 
 @dataclass(frozen=True)
+class Defect(Fact):
+    """A graph pattern that given versions of the toolchain are known to fail on."""
+
+    id: str = ""
+    pattern: str = ""
+    versions: tuple[str, ...] = ()
+    effect: str = "reject"
+    what: str = ""
+    workaround: str = ""
+    options: Mapping[str, Any] | None = None  # toolchain options that avoid it
+    passes: tuple[str, ...] = ()  # `portlint fix` passes that remove the pattern
+
+    def applies_to(self, version: str) -> bool:
+        return version in self.versions
+
+
+DEFECT_KEYS = (
+    "id",
+    "pattern",
+    "versions",
+    "effect",
+    "what",
+    "workaround",
+    "options",
+    "passes",
+    "source",
+    "verified",
+    "note",
+)
+
+
+@dataclass(frozen=True)
 class Target:
     """Everything portlint knows about one NPU, each fact with its source."""
 
@@ -156,6 +190,13 @@ class Target:
     partitioning_fact: Fact | None = None
     quant_scheme: QuantScheme | None = None  # parsed with the profile (portlint.quant_scheme)
     approximations: tuple[Approximation, ...] = ()
+    defects: tuple[Defect, ...] = ()
+    lineage: tuple[str, ...] = ()  # the profiles it extends, nearest first
+
+    @property
+    def active_defects(self) -> tuple[Defect, ...]:
+        """The known defects of the toolchain version this profile describes."""
+        return tuple(d for d in self.defects if d.applies_to(self.toolchain_version))
 
     def constraints_for(self, rule: str) -> list[Constraint]:
         return [c for c in self.constraints if c.rule == rule]
@@ -372,6 +413,53 @@ def _load_partitioning(
     return data["model"], _fact(data, here, sources)
 
 
+def _load_defects(data: Any, where: Where, sources: Mapping[str, Source]) -> tuple[Defect, ...]:
+    from portlint.defect_patterns import DEFECT_PATTERNS
+
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise where.error("expected a list of known toolchain defects")
+    defects = []
+    for i, entry in enumerate(data):
+        here = where / i
+        entry = expect_mapping(
+            entry, here, DEFECT_KEYS, ("id", "pattern", "versions", "what", "workaround", "source")
+        )
+        if entry["pattern"] not in DEFECT_PATTERNS:
+            raise (here / "pattern").error(
+                f"unknown pattern {entry['pattern']!r} (known: {', '.join(DEFECT_PATTERNS)})"
+            )
+        versions = expect_type(entry["versions"], list, here / "versions", "a list of versions")
+        effect = entry.get("effect", "reject")
+        if effect not in EFFECTS:
+            raise (here / "effect").error(f"must be one of {', '.join(EFFECTS)}")
+        options = entry.get("options")
+        if options is not None:
+            expect_type(options, dict, here / "options", "a mapping of toolchain options")
+        passes = expect_type(entry.get("passes", []), list, here / "passes", "a list of passes")
+        fact = _fact(entry, here, sources)
+        defects.append(
+            Defect(
+                fact.source,
+                fact.verified,
+                fact.note,
+                str(entry["id"]),
+                entry["pattern"],
+                tuple(str(v) for v in versions),
+                effect,
+                " ".join(str(entry["what"]).split()),
+                " ".join(str(entry["workaround"]).split()),
+                options,
+                tuple(passes),
+            )
+        )
+    ids = [d.id for d in defects]
+    if len(ids) != len(set(ids)):
+        raise where.error("defect ids must be unique")
+    return tuple(defects)
+
+
 def parse_target(data: Any, path: Path, rules: RuleRegistry) -> Target:
     """Validate a profile mapping and build the ``Target``."""
     where = Where(path)
@@ -452,6 +540,8 @@ def parse_target(data: Any, path: Path, rules: RuleRegistry) -> Target:
         partitioning_fact=partitioning_fact,
         quant_scheme=scheme,
         approximations=approximations,
+        defects=_load_defects(data.get("defects"), where / "defects", sources),
+        lineage=tuple(str(n) for n in data.get(LINEAGE, [])),
     )
 
 

@@ -203,6 +203,7 @@ ROUND_TRIPS = {
     "PL106": ("yolov8n.onnx", "edgetpu", ["--unsafe-fixes"]),  # single-partition tail
     "PL107": ("yolov8n.onnx", "amlogic-a311d", ["--pass", "strip-postprocess,silu-to-relu"]),
     "PL108": ("yolov8n.onnx", "hailo8", ["--unsafe-fixes"]),
+    "PL109": ("yolov8n.onnx", "rk3588", ["--unsafe-fixes"]),  # rknn 2.5.0's DFL crash
     "PL200": ("dynamic_batch.onnx", "ethos-u55", []),  # limits hidden by the dynamic batch
     "PL201": ("dynamic_batch.onnx", "rk3588", []),
     "PL203": ("yolov8n.onnx", "jetson-orin-dla", ["--unsafe-fixes"]),

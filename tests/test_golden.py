@@ -42,7 +42,7 @@ def test_json_report_validates_against_documented_schema() -> None:
     assert report["schema_version"] == 1
     verdicts = {t["target"]: t["verdict"] for t in report["models"][0]["targets"]}
     assert verdicts == {
-        "rk3588": "runs with CPU fallback",
+        "rk3588": "does not compile",  # rknn-toolkit2 2.5.0 crashes on the DFL head (PL109)
         "hailo8": "does not compile",
         "intel-gna": "does not compile",
     }
@@ -57,7 +57,7 @@ def test_matrix_lists_every_target_with_its_verdict() -> None:
         if cells and cells[0] in ("rk3588", "hailo8", "intel-gna") and len(cells) > 6
     }
     assert rows == {
-        "rk3588": "runs with CPU fallback",
+        "rk3588": "does not compile",  # rknn-toolkit2 2.5.0 crashes on the DFL head (PL109)
         "hailo8": "does not compile",
         "intel-gna": "does not compile",
     }

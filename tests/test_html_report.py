@@ -229,7 +229,7 @@ def test_target_keys_are_attribute_safe() -> None:
 def test_cli_writes_the_page(tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     result = run_cli("check", str(YOLO), "-t", "rk3588", "-f", "html", "-o", str(out))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # rknn 2.5.0's DFL crash (PL109)
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 

@@ -63,7 +63,8 @@ def test_the_text_summary_has_a_row_per_model(folder: Path):
     ]
     assert len(rows) == 5
     yolo = next(r for r in rows if "yolov8n" in r)
-    assert "runs with CPU fallback" in yolo and "does not compile (3 errors)" in yolo
+    # rk3588: rknn-toolkit2 2.5.0's DFL crash (PL109); hailo8: its three errors
+    assert "does not compile (1 error)" in yolo and "does not compile (3 errors)" in yolo
     assert "in 5 models." in result.stdout
 
 

@@ -45,6 +45,7 @@ def check(
 
 from portlint.checks import (  # noqa: E402,F401  (registration)
     constraint,
+    defects,
     ops,
     postprocess,
     quant_layers,

@@ -23,7 +23,7 @@ from portlint.passes.surgery import keep_model_fields
 from portlint.passes.weightless import light_loaded
 from portlint.postprocess import count_ops, find_tail, is_constant, is_postprocess_op, quoted
 
-RULES = ("PL108", "PL101", "PL102", "PL106", "PL107", "PL203", "PL204")
+RULES = ("PL108", "PL101", "PL102", "PL106", "PL107", "PL109", "PL203", "PL204")
 CUT_OPTION = PassOption(
     "cut",
     "comma-separated tensor or node names to cut at instead of the detected head outputs "

@@ -675,6 +675,9 @@ def rules() -> None:
         console.print(f"{item.code}  {item.name:<24} {item.severity.value:<8} {item.summary}")
 
 
+from portlint.cli import toolchain_commands  # noqa: E402,F401  (registers its commands)
+
+
 def main() -> None:
     """Run the CLI with portlint's exit-code contract."""
     try:

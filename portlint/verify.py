@@ -1,0 +1,261 @@
+"""Set portlint's prediction beside what the real compiler did, and say where they differ.
+
+Pure: it takes a ``TargetReport`` (what ``check`` predicted) and a ``CompileResult`` (what the
+toolchain did) and lists every disagreement with the profile fact involved, so a user knows
+whether to trust the verdict and a maintainer knows which line of which profile to fix.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from portlint.engine import DOES_NOT_COMPILE, RUNS, RUNS_WITH_FALLBACK, TargetReport
+from portlint.findings import Finding
+from portlint.graph_view import display_names
+from portlint.target import Target
+from portlint.toolchains import TOOLCHAINS, covered_targets, for_target
+from portlint.toolchains.base import CompileResult, Toolchain
+from portlint.toolchains.run import ToolchainError, compile_model, require_interpreter
+
+CONVERTS_ALL_NPU = "converts, all layers on the NPU"
+CONVERTS_WITH_CPU = "converts, some layers on the CPU"
+FAILS = "fails"
+NO_VERDICT = "no verdict"
+SAME_CLASS = {
+    RUNS: CONVERTS_ALL_NPU,
+    RUNS_WITH_FALLBACK: CONVERTS_WITH_CPU,
+    DOES_NOT_COMPILE: FAILS,
+}
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """One place where the prediction and the compiler part ways, and the fact to look at."""
+
+    kind: str  # verdict | cpu-not-predicted | npu-not-predicted | refusal-not-predicted | ...
+    message: str
+    node: str | None = None
+    op: str | None = None
+    fact: str | None = None  # "profile rk3588: ops.Erf (source rknn-crosscheck-2.5)"
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class Verification:
+    """The prediction, the compiler's verdict and their differences for one model/target."""
+
+    target: Target
+    prediction: TargetReport
+    result: CompileResult
+    disagreements: list[Disagreement] = field(default_factory=list)
+    reduced: Any = None  # a portlint.reduce.Reduction when --reduce ran
+
+    @property
+    def compiler_verdict(self) -> str:
+        if not self.result.has_verdict:
+            return NO_VERDICT
+        if not self.result.converts:
+            return FAILS
+        return CONVERTS_WITH_CPU if self.result.cpu_layers else CONVERTS_ALL_NPU
+
+    @property
+    def agrees(self) -> bool:
+        """Same class of outcome. Layers the toolchain inserted itself (a Reshape around a
+        Gemm) are no node of the model, so a CPU placement of only those is no fallback a
+        profile could have predicted."""
+        verdict = self.compiler_verdict
+        if verdict == CONVERTS_WITH_CPU and all(x.inserted for x in self.result.cpu_layers):
+            verdict = CONVERTS_ALL_NPU if self.prediction.verdict == RUNS else verdict
+        return SAME_CLASS[self.prediction.verdict] == verdict
+
+
+def _op_fact(target: Target, op: str | None) -> str:
+    support = target.ops.get(op or "") or target.patterns.get(op or "")
+    if support is None:
+        fact = target.unsupported_ops
+        return (
+            f"profile {target.name}: {op} is not listed (unsupported_ops: "
+            f"{target.unsupported_effect}, source {fact.source})"
+        )
+    return (
+        f"profile {target.name}: ops.{op} placement {support.placement} (source {support.source})"
+    )
+
+
+def _finding_fact(target: Target, finding: Finding) -> str:
+    source = f"source {finding.source.key}" if finding.source else "no source"
+    return f"profile {target.name}: {finding.rule} {finding.rule_name} ({source})"
+
+
+def compare(
+    target: Target, prediction: TargetReport, result: CompileResult, ops: Mapping[str, str]
+) -> Verification:
+    """``ops``: node name -> op type for every node of the model (for the facts named)."""
+    found = Verification(target, prediction, result)
+    out = found.disagreements
+    if not result.has_verdict:
+        return found
+    errors = [f for f in prediction.findings if f.blocks_compile]
+    predicted = prediction.verdict
+    if not result.converts and predicted != DOES_NOT_COMPILE:
+        blamed = list(result.failing_nodes)
+        where = f" at {', '.join(repr(n) for n in blamed)}" if blamed else ""
+        out.append(
+            Disagreement(
+                "refusal-not-predicted",
+                f"{result.toolchain} {result.version} {result.outcome}{where} "
+                f"({result.stage or 'unknown stage'}: {result.error}); portlint predicted "
+                f"'{predicted}' and no profile fact covers this failure",
+                blamed[0] if blamed else None,
+                ops.get(blamed[0]) if blamed else None,
+                _op_fact(target, ops.get(blamed[0])) if blamed else None,
+            )
+        )
+    if result.converts and errors:
+        for finding in errors:
+            out.append(
+                Disagreement(
+                    "error-not-confirmed",
+                    f"portlint says {finding.rule} ({finding.message}) refuses it, but "
+                    f"{result.toolchain} {result.version} converts the model",
+                    finding.location,
+                    finding.op_type,
+                    _finding_fact(target, finding),
+                )
+            )
+    if result.converts:
+        compiler_cpu = {layer.onnx_node for layer in result.cpu_layers if layer.onnx_node}
+        compiler_npu = {
+            layer.onnx_node
+            for layer in result.layers
+            if layer.onnx_node and layer.placement == "npu"
+        } - compiler_cpu
+        places = prediction.placement
+        order = {name: i for i, name in enumerate(places)}
+        for node in sorted(compiler_cpu, key=lambda n: order.get(n, -1)):
+            if places.get(node) == "npu":
+                out.append(
+                    Disagreement(
+                        "cpu-not-predicted",
+                        f"{result.toolchain} {result.version} runs {node!r} on the CPU; "
+                        "portlint predicted the NPU",
+                        node,
+                        ops.get(node),
+                        _op_fact(target, ops.get(node)),
+                    )
+                )
+        cpu_findings = {f.location: f for f in prediction.findings if f.moves_to_cpu}
+        for node, finding in cpu_findings.items():
+            if node in compiler_cpu:
+                continue
+            if node in compiler_npu:
+                where = "runs it on the NPU"
+            elif result.layers:
+                where = "lists no CPU layer for it (it fused or removed the node)"
+            else:
+                where = "converts the model"
+            out.append(
+                Disagreement(
+                    "npu-not-predicted",
+                    f"portlint says {finding.rule} moves {node!r} to the CPU; "
+                    f"{result.toolchain} {result.version} {where}",
+                    node,
+                    finding.op_type,
+                    _finding_fact(target, finding),
+                )
+            )
+    if not out and not found.agrees:
+        out.append(
+            Disagreement(
+                "verdict",
+                f"portlint predicted '{predicted}'; {result.toolchain} {found.compiler_verdict}",
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """How to run the compiler: which interpreter, how long, with which toolchain options."""
+
+    toolchain_python: str | None = None
+    configured: Mapping[str, str] = field(default_factory=dict)  # [tool.portlint.toolchains]
+    timeout: float = 600.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+    input_shapes: Mapping[str, list[int]] = field(default_factory=dict)
+    reduce: bool = False
+
+
+def toolchain_for(target: Target) -> tuple[Toolchain, str]:
+    """The adapter for the target (or the shipped profile it extends), and that chip."""
+    found = for_target(target.name, *target.lineage)
+    if found is None:
+        raise ToolchainError(
+            f"no toolchain adapter builds for {target.name}; portlint verify covers: "
+            f"{', '.join(covered_targets())}"
+        )
+    return found
+
+
+def check_configured(configured: Mapping[str, str]) -> None:
+    for name in configured:
+        if name not in TOOLCHAINS:
+            raise ToolchainError(
+                f"unknown toolchain {name!r} in [tool.portlint.toolchains] "
+                f"(known: {', '.join(TOOLCHAINS)})"
+            )
+
+
+def verify_model(
+    path: Path,
+    target: Target,
+    prediction: TargetReport,
+    request: VerifyRequest,
+    progress: Callable[[str], None] | None = None,
+) -> Verification:
+    """Run the target's compiler on ``path`` and compare it with ``prediction``; with
+    ``request.reduce``, cut a failing model down to the node the failure needs."""
+    check_configured(request.configured)
+    toolchain, chip = toolchain_for(target)
+    python = require_interpreter(toolchain, request.toolchain_python, request.configured).python
+
+    def run(model_path: Path) -> CompileResult:
+        return compile_model(
+            toolchain,
+            model_path,
+            target.name,
+            python,
+            timeout=request.timeout,
+            input_shapes=request.input_shapes,
+            options=request.options,
+            chip=chip,
+        )
+
+    if progress:
+        progress(f"running {toolchain.display_name} for {target.name}")
+    result = run(path)
+    model = onnx.load(str(path), load_external_data=False)
+    names = display_names(list(model.graph.node))
+    ops = {name: node.op_type for name, node in zip(names, model.graph.node, strict=True)}
+    found = compare(target, prediction, result, ops)
+    if request.reduce and result.has_verdict and not result.converts:
+        from portlint.model_io import load_for_fix
+        from portlint.reduce import reduce_failure
+
+        def run_in_memory(candidate: onnx.ModelProto) -> CompileResult:
+            with tempfile.TemporaryDirectory(prefix="portlint-reduce-") as folder:
+                candidate_path = Path(folder) / "candidate.onnx"
+                onnx.save(candidate, candidate_path)
+                return run(candidate_path)
+
+        full = load_for_fix(path)[0]
+        found.reduced = reduce_failure(full, names, run_in_memory, result.signature(), progress)
+    return found

@@ -1,0 +1,388 @@
+"""Toolchain adapters, `portlint verify`, `--reduce` and known defects (PL109).
+
+Three kinds of evidence, none of which needs a vendor compiler in CI:
+- recorded runs of the real rknn-toolkit2 2.5.0 (tests/data/toolchains/rknn/, written by
+  dev/record_toolchain_cases.py) parsed again by the adapter;
+- a stand-in toolkit (tests/data/toolchains/fake_rknn/) with rknn's API and log format,
+  installed in a throwaway venv, so the real worker, the isolation and the CLI run end to end;
+- with the real toolkit installed (PORTLINT_RKNN_PYTHON), the marked tests run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import FIXTURES, ROOT, parse, run_cli, save
+from onnx import numpy_helper
+
+from portlint.target import load_target
+from portlint.toolchains import TOOLCHAINS, for_target
+from portlint.toolchains.base import CompileRequest
+from portlint.toolchains.run import node_names
+
+RECORDED = ROOT / "tests" / "data" / "toolchains" / "rknn"
+FAKE_PACKAGE = ROOT / "tests" / "data" / "toolchains" / "fake_rknn"
+RKNN = TOOLCHAINS["rknn"]
+
+
+def replay(case: str):
+    """Parse a recorded real compiler run again, as the adapter does live."""
+    record = json.loads((RECORDED / f"{case}.json").read_text())
+    model = onnx.load(str(ROOT / record["model"]), load_external_data=False)
+    target = record["target"]
+    request = CompileRequest(
+        Path("model.onnx"), target, RKNN.platform_for(target), RKNN.quantize_for(target)
+    )
+    log = (RECORDED / f"{case}.log").read_text(encoding="utf-8")
+    return RKNN.parse(request, log, record["raw"], node_names(model))
+
+
+# --- recorded runs of the real rknn-toolkit2 2.5.0 ---------------------------------------
+
+
+def test_yolov8n_crash_names_the_fuse_rule_and_the_dfl_nodes():
+    result = replay("yolov8n_rk3588")
+    assert result.outcome == "crashed" and result.stage == "build"
+    assert result.error_kind == "IndexError"
+    assert result.details["fuse_rule"] == "seperate_conv_rs_split"
+    assert "IndexError: list index out of range in fuse rule seperate_conv_rs_split" in (
+        result.error or ""
+    )
+    assert result.suggested_options == {"disable_rules": ["seperate_conv_rs_split"]}
+    # the subgraph the toolkit printed, mapped back to ONNX nodes (the Split it made of two
+    # Slices is found through its output tensors)
+    assert result.failing_nodes == (
+        "/model.22/dfl/conv/Conv",
+        "/model.22/dfl/Reshape_1",
+        "/model.22/Slice",
+        "/model.22/Slice_1",
+    )
+    assert result.version == "2.5.0"
+
+
+def test_reduced_dfl_head_fails_the_same_way_as_the_whole_model():
+    assert replay("dfl_head_rk3588").signature() == replay("yolov8n_rk3588").signature()
+
+
+def test_layer_table_gives_placement_per_onnx_node():
+    result = replay("erf_cpu_rk3566")
+    assert result.converts
+    assert [(x.onnx_node, x.placement) for x in result.layers] == [
+        ("conv", "npu"),
+        ("erf", "cpu"),
+        ("relu", "npu"),
+    ]
+
+
+def test_int8_build_for_rv1106_is_recorded_quantized():
+    record = json.loads((RECORDED / "erf_cpu_rv1106.json").read_text())
+    assert RKNN.quantize_for("rv1106") and not RKNN.quantize_for("rk3588")
+    assert record["recorded"]["details"]["quantized"] is True
+    assert replay("erf_cpu_rv1106").converts
+
+
+@pytest.mark.parametrize(
+    ("case", "stage", "words", "node"),
+    [
+        ("nonzero_rk3588", "build", "need to be constant", "nonzero"),
+        ("dynamic_input_rk3588", "load", "is not support", None),
+    ],
+)
+def test_refusals_are_refusals_not_crashes(case, stage, words, node):
+    result = replay(case)
+    assert result.outcome == "refuses" and result.stage == stage
+    assert words in (result.error or "") and not result.error.startswith("ValueError")
+    assert result.failing_nodes == ((node,) if node else ())
+
+
+# --- PL109: known toolchain defects in the profiles ---------------------------------------
+
+
+def _check_json(model: Path, *targets: str) -> dict:
+    args = [a for t in targets for a in ("-t", t)]
+    result = run_cli("check", str(model), *args, "--format", "json")
+    assert result.returncode in (0, 1), result.stderr
+    return {t["target"]: t for t in json.loads(result.stdout)["models"][0]["targets"]}
+
+
+def test_dfl_defect_reported_for_the_toolkit_version_that_crashes():
+    report = _check_json(FIXTURES / "yolov8n.onnx", "rk3588", "rk3566", "rv1106", "rk3588@1.6")
+    for target in ("rk3588", "rk3566", "rv1106"):
+        defects = [f for f in report[target]["findings"] if f["rule"] == "PL109"]
+        assert [f["location"]["name"] for f in defects] == ["/model.22/dfl/conv/Conv"], target
+        assert defects[0]["severity"] == "error"
+        assert "seperate_conv_rs_split" in defects[0]["message"]
+        assert "disable_rules" in defects[0]["note"]
+        assert report[target]["verdict"] == "does not compile"
+    # the 1.6 profile describes another toolkit version: 2.5.0's bug is not its fact
+    assert not [f for f in report["rk3588@1.6"]["findings"] if f["rule"] == "PL109"]
+
+
+def test_dfl_defect_not_reported_on_a_plain_classifier():
+    report = _check_json(FIXTURES / "mobilenetv3_small.onnx", "rk3588")
+    assert not [f for f in report["rk3588"]["findings"] if f["rule"] == "PL109"]
+
+
+def test_profile_defect_with_unknown_pattern_is_a_profile_error(tmp_path: Path):
+    profile = tmp_path / "mine.yaml"
+    profile.write_text(
+        "portlint_profile: 1\nname: mine\nextends: rk3588\ndisplay_name: Mine\n"
+        "toolchain: {name: RKNN-Toolkit2, version: '2.5.0'}\n"
+        "defects:\n  - {id: x, pattern: no-such-pattern, versions: ['2.5.0'], what: w,\n"
+        "     workaround: w, source: rknn-ops-2.1}\n"
+    )
+    result = run_cli("check", str(FIXTURES / "yolov8n.onnx"), "-t", str(profile))
+    assert result.returncode == 2
+    assert "defects[1].pattern" in result.stderr and "unknown pattern" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+# --- a stand-in toolkit in its own venv: the worker, isolation and CLI end to end ----------
+
+
+@pytest.fixture(scope="session")
+def fake_rknn_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A venv whose `rknn` is the stand-in, with portlint's onnx/numpy visible through a
+    .pth file (as the real toolkit brings its own)."""
+    venv = tmp_path_factory.mktemp("fake-rknn-venv")
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (Path(site) / "portlint-test.pth").write_text("\n".join([str(FAKE_PACKAGE), *paths]) + "\n")
+    shutil.copytree(
+        FAKE_PACKAGE / "rknn_toolkit2-2.5.0.dist-info", Path(site) / "rknn_toolkit2-2.5.0.dist-info"
+    )
+    return str(python)
+
+
+def _chain(tmp_path: Path, middle: str, name: str = "model.onnx", length: int = 12) -> Path:
+    """Relu chain with a block in the middle: ``middle`` is ONNX text using x_in -> x_out."""
+    relus = "\n".join(f"r{i} = Relu(r{i - 1})" for i in range(1, length))
+    tail = "\n".join(f"t{i} = Relu(t{i - 1})" for i in range(1, length))
+    text = f"""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[1,8,16,16] x) => (float[1,8,16,16] y) {{
+      r0 = Relu(x)
+      {relus}
+      x_in = Identity(r{length - 1})
+      {middle}
+      t0 = Relu(x_out)
+      {tail}
+      y = Identity(t{length - 1})
+    }}
+    """
+    model = parse(text)
+    weight = numpy_helper.from_array(np.full((8, 8, 1, 1), 0.01, dtype=np.float32), "w")
+    model.graph.initializer.append(weight)
+    return save(model, tmp_path, name)
+
+
+CONV_RESHAPE_SPLIT = """
+      c = Conv(x_in, w)
+      shape = Constant<value = int64[3] {1, 8, 256}>()
+      flat = Reshape(c, shape)
+      parts = Constant<value = int64[2] {4, 4}>()
+      a, b = Split<axis = 1>(flat, parts)
+      j = Concat<axis = 1>(a, b)
+      back = Constant<value = int64[4] {1, 8, 16, 16}>()
+      x_out = Reshape(j, back)
+"""
+
+
+def test_verify_agrees_with_a_converting_toolkit(tmp_path: Path, fake_rknn_python: str):
+    model = _chain(tmp_path, "x_out = Relu(x_in)")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run_cli(
+        "verify", str(model), "-t", "rk3588", "--toolchain-python", fake_rknn_python,
+        "--format", "json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["agrees"] and report["compiler"]["verdict"].startswith("converts")
+    # the layer the toolkit inserted itself is on the CPU, and is said to be inserted
+    assert report["compiler"]["cpu_layers"] == [
+        {"name": "Reshape:inserted_by_toolkit_rs", "op": "Reshape", "onnx_node": None,
+         "inserted": True}
+    ]  # fmt: skip
+    # the toolkit's leftovers stay in its own folder: nothing lands next to the model
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_verify_names_the_profile_fact_a_compiler_contradicts(
+    tmp_path: Path, fake_rknn_python: str
+):
+    # the stand-in runs Erf on the CPU; a profile that says NPU is contradicted
+    profile = tmp_path / "erf-npu.yaml"
+    profile.write_text(
+        "portlint_profile: 1\nname: erf-npu\nextends: rk3588\ndisplay_name: Erf on NPU\n"
+        "remove_ops: [Erf]\nops:\n  - {source: rknn-ops-2.1, names: [Erf]}\n"
+    )
+    model = _chain(tmp_path, "x_out = Erf(x_in)")
+    result = run_cli(  # a derived profile builds for the chip of the profile it extends
+        "verify", str(model), "-t", str(profile),
+        "--toolchain-python", fake_rknn_python,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "runs 'Erf_" in result.stdout and "on the CPU; portlint predicted the NPU" in (
+        result.stdout
+    )
+    assert "look at: profile erf-npu: ops.Erf placement npu (source rknn-ops-2.1)" in result.stdout
+
+
+def test_verify_reduce_finds_the_pattern_in_log_runs(tmp_path: Path, fake_rknn_python: str):
+    model = _chain(tmp_path, CONV_RESHAPE_SPLIT, length=24)
+    nodes = len(onnx.load(str(model)).graph.node)
+    out = tmp_path / "reduced.onnx"
+    result = run_cli(
+        "verify", str(model), "-t", "rk3588", "--toolchain-python", fake_rknn_python,
+        "--reduce", "--reduced-output", str(out), "--format", "json",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["compiler"]["outcome"] == "crashed"
+    assert report["compiler"]["details"]["fuse_rule"] == "seperate_conv_rs_split"
+    reduced = report["reduced"]
+    ops = [op for _, op in reduced["nodes"]]
+    assert {"Conv", "Reshape", "Split"} <= set(ops) and "Relu" not in ops
+    assert reduced["culprit_op"] == "Split"
+    # log2(54 nodes) for the prefix, a few for the outputs and the depth: not one per node
+    assert reduced["runs"] <= 2 * nodes.bit_length() + 4, reduced["runs"]
+    written = onnx.load(str(out))
+    onnx.checker.check_model(written, full_check=True)
+    assert written.ir_version == 8 and written.opset_import[0].version == 17
+    assert [n.op_type for n in written.graph.node if n.op_type != "Constant"] == [
+        op for op in ops if op != "Constant"
+    ]
+
+
+def test_verify_with_the_toolchain_option_converts(tmp_path: Path, fake_rknn_python: str):
+    model = _chain(tmp_path, CONV_RESHAPE_SPLIT)
+    result = run_cli(
+        "verify", str(model), "-t", "rk3588", "--toolchain-python", fake_rknn_python,
+        "--option", "disable_rules=seperate_conv_rs_split",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_verify_timeout_is_no_verdict_and_kills_the_compiler(tmp_path: Path, fake_rknn_python: str):
+    body = "x_out = Loop(trip, cond, x_in)"
+    text = f"""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[1,8,16,16] x) => (float[1,8,16,16] y) {{
+      trip = Constant<value = int64 {{1}}>()
+      cond = Constant<value = bool {{1}}>()
+      x_in = Relu(x)
+      {body}
+      y = Relu(x_out)
+    }}
+    """
+    text = text.replace(
+        body,
+        "x_out = Loop(trip, cond, x_in) <body = b (int64 i, bool c, float[1,8,16,16] v) => "
+        "(bool co, float[1,8,16,16] vo) { co = Identity(c) vo = Relu(v) }>",
+    )
+    model = save(parse(text), tmp_path)
+    result = run_cli(
+        "verify", str(model), "-t", "rk3588", "--toolchain-python", fake_rknn_python,
+        "--timeout", "4",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("portlint: error: no verdict: RKNN-Toolkit2 did not")
+    assert result.stderr.count("\n") == 1
+    stray = subprocess.run(["pgrep", "-f", "rknn_worker.py"], capture_output=True, text=True)
+    assert stray.stdout.strip() == ""
+
+
+def test_verify_compiler_segfault_is_a_crash_not_a_traceback(tmp_path: Path, fake_rknn_python: str):
+    model = _chain(tmp_path, "x_out = Abs(x_in)")
+    result = run_cli(
+        "verify", str(model), "-t", "rk3588", "--toolchain-python", fake_rknn_python,
+        "--format", "json",
+    )  # fmt: skip
+    assert result.returncode == 1
+    compiler = json.loads(result.stdout)["compiler"]
+    assert compiler["outcome"] == "crashed"
+    assert compiler["error"] == "the RKNN-Toolkit2 process died: killed by SIGSEGV"
+    assert "Traceback" not in result.stderr
+
+
+def test_toolchains_lists_what_it_found_and_how_to_install(tmp_path: Path, fake_rknn_python):
+    (tmp_path / "portlint.toml").write_text(f'[toolchains]\nrknn = "{fake_rknn_python}"\n')
+    found = run_cli("toolchains", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert f"found rknn-toolkit2 2.5.0 in {fake_rknn_python}" in found.stdout
+    missing = run_cli("toolchains")
+    assert "not found" in missing.stdout and "pip install rknn-toolkit2" in missing.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["-t", "hailo8"], "no toolchain adapter builds for hailo8"),
+        (["-t", "rk3588"], "rknn-toolkit2 is not installed; install it in its own venv"),
+        (["-t", "rk3588", "--toolchain-python", "/no/such/python"], "no such interpreter"),
+        (["-t", "rk3588", "--toolchain-python", sys.executable], "cannot import rknn-toolkit2"),
+    ],
+)
+def test_verify_input_errors_are_one_line(args: list[str], words: str):
+    result = run_cli("verify", str(FIXTURES / "yolov8n.onnx"), *args)
+    assert result.returncode == 2
+    assert words in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_unknown_toolchain_option_is_refused(fake_rknn_python: str):
+    result = run_cli(
+        "verify", str(FIXTURES / "odd_channels.onnx"), "-t", "rk3588",
+        "--toolchain-python", fake_rknn_python, "--option", "disable_rule=x",
+    )  # fmt: skip
+    assert result.returncode == 2 and "unknown rknn option 'disable_rule'" in result.stderr
+
+
+def test_every_rockchip_profile_has_an_adapter():
+    from portlint.target import shipped_target_names
+
+    rockchip = [n for n in shipped_target_names() if load_target(n).vendor == "Rockchip"]
+    assert rockchip and all(for_target(n) == (RKNN, n) for n in rockchip if "@" not in n)
+    assert for_target("rk3588@1.6") == (RKNN, "rk3588@1.6")
+
+
+def test_defect_passes_exist():
+    from portlint.passes import PASSES
+
+    for name in ("rk3588", "rk3566", "rv1106"):
+        for defect in load_target(name).defects:
+            assert set(defect.passes) <= set(PASSES), defect.id
+
+
+# --- the real toolkit, when installed ----------------------------------------------------
+
+
+def _real_rknn() -> str | None:
+    return os.environ.get("PORTLINT_RKNN_PYTHON")
+
+
+@pytest.mark.toolchain
+@pytest.mark.skipif(not _real_rknn(), reason="set PORTLINT_RKNN_PYTHON to rknn-toolkit2's venv")
+def test_real_toolkit_agrees_with_the_recorded_dfl_crash(tmp_path: Path):
+    from portlint.toolchains.run import compile_model
+
+    model = RECORDED / "yolov8n_dfl_head.onnx"
+    result = compile_model(RKNN, model, "rk3588", _real_rknn())
+    assert result.signature() == replay("dfl_head_rk3588").signature()

@@ -71,7 +71,18 @@ def probes() -> dict[str, onnx.ModelProto]:
     return {"erf_cpu": erf, "nonzero": nonzero, "dynamic_input": dynamic}
 
 
-CASES = {
+VELA = "tests/data/toolchains/vela"
+CASES_BY_TOOLCHAIN = {
+    "vela": {
+        # Arm's probes: a CPU op, a converter gap, a compiler crash, float ops with wrappers
+        "topk_u55": (f"{VELA}/topk.onnx", "ethos-u55"),
+        "castlike_u55": (f"{VELA}/castlike.onnx", "ethos-u55"),
+        "conv_stride4_u55": (f"{VELA}/conv_stride4.onnx", "ethos-u55"),
+        "sin_u55": (f"{VELA}/sin.onnx", "ethos-u55"),
+        "conv_stride2_dil2_u55": (f"{VELA}/conv_stride2_dil2.onnx", "ethos-u55"),
+    },
+}
+RKNN_CASES = {
     # case: (model file relative to ROOT, or a probe name; target)
     "yolov8n_rk3588": ("fixtures/yolov8n.onnx", "rk3588"),
     "dfl_head_rk3588": ("tests/data/toolchains/rknn/yolov8n_dfl_head.onnx", "rk3588"),
@@ -92,7 +103,8 @@ def main() -> int:
     folder = OUT / toolchain.name
     folder.mkdir(parents=True, exist_ok=True)
     built = probes()
-    for case, (source, target) in CASES.items():
+    cases = {"rknn": RKNN_CASES, **CASES_BY_TOOLCHAIN}[toolchain.name]
+    for case, (source, target) in cases.items():
         if args.only and case not in args.only:
             continue
         if source in built:

@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 import onnx
 from onnx.utils import Extractor
 
+from portlint.graph_view import display_names
+from portlint.model_io import copy_model
+from portlint.passes.surgery import keep_model_fields
 from portlint.toolchains.base import CompileResult
 
 Compile = Callable[[onnx.ModelProto], CompileResult]
@@ -168,6 +171,21 @@ def _drop_outputs(
     return outputs, best
 
 
+def _fold_constants(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """The model with its constant subgraphs folded by onnxsim (no other rewrites), or None
+    when that changes nothing or onnxsim cannot do it."""
+    import onnxsim
+
+    try:
+        folded, _ = onnxsim.simplify(copy_model(model), check_n=0, perform_optimization=False)
+    except Exception:  # onnxsim raises bare RuntimeErrors from C++
+        return None
+    if len(folded.graph.node) >= len(model.graph.node):
+        return None
+    keep_model_fields(folded, model)
+    return folded
+
+
 def _key(model: onnx.ModelProto) -> str:
     return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
 
@@ -185,7 +203,6 @@ def reduce_failure(
     ``compile_model`` runs the compiler on an in-memory model. None if no sub-model fails
     the same way (the failure needs the whole graph, e.g. a whole-model resource limit).
     """
-    graph = _Graph(model, names)
     cache: dict[str, CompileResult] = {}
     runs = 0
     steps: list[str] = []
@@ -203,6 +220,12 @@ def reduce_failure(
         same = cache[key].signature() == signature
         steps.append(f"{what}: {'fails the same way' if same else cache[key].signature()}")
         return same
+
+    folded = _fold_constants(model)
+    if folded is not None and fails(folded, "constants folded (onnxsim)"):
+        # compilers fold shape arithmetic anyway; without it the cuts follow the real layers
+        model, names = folded, display_names(list(folded.graph.node))
+    graph = _Graph(model, names)
 
     def prefix(k: int) -> onnx.ModelProto | None:
         return graph.extract(graph.graph_inputs, graph.frontier(k))

@@ -20,9 +20,10 @@ from portlint.findings import Finding
 from portlint.graph_view import display_names
 from portlint.target import Target
 from portlint.toolchains import TOOLCHAINS, covered_targets, for_target
-from portlint.toolchains.base import CompileResult, Toolchain
+from portlint.toolchains.base import CONVERTER_FAILED, CPU, NPU, CompileResult, Toolchain
 from portlint.toolchains.run import ToolchainError, compile_model, require_interpreter
 
+CONVERTER_FAILS = "converter fails"
 CONVERTS_ALL_NPU = "converts, all layers on the NPU"
 CONVERTS_WITH_CPU = "converts, some layers on the CPU"
 FAILS = "fails"
@@ -62,6 +63,8 @@ class Verification:
     def compiler_verdict(self) -> str:
         if not self.result.has_verdict:
             return NO_VERDICT
+        if self.result.outcome == CONVERTER_FAILED:
+            return CONVERTER_FAILS
         if not self.result.converts:
             return FAILS
         return CONVERTS_WITH_CPU if self.result.cpu_layers else CONVERTS_ALL_NPU
@@ -100,86 +103,151 @@ def compare(
 ) -> Verification:
     """``ops``: node name -> op type for every node of the model (for the facts named)."""
     found = Verification(target, prediction, result)
-    out = found.disagreements
+    if result.outcome == CONVERTER_FAILED:
+        blamed = result.failing_nodes[0] if result.failing_nodes else None
+        found.disagreements.append(
+            Disagreement(
+                "converter",
+                f"{result.error}: the model never reached {result.toolchain}, so this is no "
+                f"verdict on the {target.name} profile",
+                blamed,
+                ops.get(blamed or ""),
+            )
+        )
+        return found
     if not result.has_verdict:
         return found
-    errors = [f for f in prediction.findings if f.blocks_compile]
-    predicted = prediction.verdict
-    if not result.converts and predicted != DOES_NOT_COMPILE:
+    found.disagreements += _verdict(target, prediction, result, ops)
+    if result.converts:
+        if any(layer.onnx_node for layer in result.layers):
+            found.disagreements += _node_placements(target, prediction, result, ops)
+        else:
+            found.disagreements += _op_placements(target, prediction, result, ops)
+    if not found.disagreements and not found.agrees:
+        found.disagreements.append(
+            Disagreement(
+                "verdict",
+                f"portlint predicted '{prediction.verdict}'; {result.toolchain} "
+                f"{found.compiler_verdict}",
+            )
+        )
+    return found
+
+
+def _verdict(
+    target: Target, prediction: TargetReport, result: CompileResult, ops: Mapping[str, str]
+) -> list[Disagreement]:
+    """A failure nobody predicted, or predicted errors the compiler does not confirm."""
+    if not result.converts and prediction.verdict != DOES_NOT_COMPILE:
         blamed = list(result.failing_nodes)
         where = f" at {', '.join(repr(n) for n in blamed)}" if blamed else ""
-        out.append(
+        return [
             Disagreement(
                 "refusal-not-predicted",
                 f"{result.toolchain} {result.version} {result.outcome}{where} "
                 f"({result.stage or 'unknown stage'}: {result.error}); portlint predicted "
-                f"'{predicted}' and no profile fact covers this failure",
+                f"'{prediction.verdict}' and no profile fact covers this failure",
                 blamed[0] if blamed else None,
                 ops.get(blamed[0]) if blamed else None,
                 _op_fact(target, ops.get(blamed[0])) if blamed else None,
             )
+        ]
+    if not result.converts:
+        return []
+    return [
+        Disagreement(
+            "error-not-confirmed",
+            f"portlint says {finding.rule} ({finding.message}) refuses it, but "
+            f"{result.toolchain} {result.version} converts the model",
+            finding.location,
+            finding.op_type,
+            _finding_fact(target, finding),
         )
-    if result.converts and errors:
-        for finding in errors:
+        for finding in prediction.findings
+        if finding.blocks_compile
+    ]
+
+
+def _node_placements(
+    target: Target, prediction: TargetReport, result: CompileResult, ops: Mapping[str, str]
+) -> list[Disagreement]:
+    """Node by node, where the toolchain's layer table names the ONNX node (rknn)."""
+    out = []
+    compiler_cpu = {layer.onnx_node for layer in result.cpu_layers if layer.onnx_node}
+    compiler_npu = {
+        layer.onnx_node for layer in result.layers if layer.onnx_node and layer.placement == NPU
+    } - compiler_cpu
+    places = prediction.placement
+    order = {name: i for i, name in enumerate(places)}
+    for node in sorted(compiler_cpu, key=lambda n: order.get(n, -1)):
+        if places.get(node) == NPU:
             out.append(
                 Disagreement(
-                    "error-not-confirmed",
-                    f"portlint says {finding.rule} ({finding.message}) refuses it, but "
-                    f"{result.toolchain} {result.version} converts the model",
-                    finding.location,
-                    finding.op_type,
-                    _finding_fact(target, finding),
-                )
-            )
-    if result.converts:
-        compiler_cpu = {layer.onnx_node for layer in result.cpu_layers if layer.onnx_node}
-        compiler_npu = {
-            layer.onnx_node
-            for layer in result.layers
-            if layer.onnx_node and layer.placement == "npu"
-        } - compiler_cpu
-        places = prediction.placement
-        order = {name: i for i, name in enumerate(places)}
-        for node in sorted(compiler_cpu, key=lambda n: order.get(n, -1)):
-            if places.get(node) == "npu":
-                out.append(
-                    Disagreement(
-                        "cpu-not-predicted",
-                        f"{result.toolchain} {result.version} runs {node!r} on the CPU; "
-                        "portlint predicted the NPU",
-                        node,
-                        ops.get(node),
-                        _op_fact(target, ops.get(node)),
-                    )
-                )
-        cpu_findings = {f.location: f for f in prediction.findings if f.moves_to_cpu}
-        for node, finding in cpu_findings.items():
-            if node in compiler_cpu:
-                continue
-            if node in compiler_npu:
-                where = "runs it on the NPU"
-            elif result.layers:
-                where = "lists no CPU layer for it (it fused or removed the node)"
-            else:
-                where = "converts the model"
-            out.append(
-                Disagreement(
-                    "npu-not-predicted",
-                    f"portlint says {finding.rule} moves {node!r} to the CPU; "
-                    f"{result.toolchain} {result.version} {where}",
+                    "cpu-not-predicted",
+                    f"{result.toolchain} {result.version} runs {node!r} on the CPU; "
+                    "portlint predicted the NPU",
                     node,
-                    finding.op_type,
-                    _finding_fact(target, finding),
+                    ops.get(node),
+                    _op_fact(target, ops.get(node)),
                 )
             )
-    if not out and not found.agrees:
+    for node, finding in _cpu_findings(prediction).items():
+        if node in compiler_cpu:
+            continue
+        if node in compiler_npu:
+            where = "runs it on the NPU"
+        else:
+            where = "lists no CPU layer for it (it fused or removed the node)"
+        out.append(
+            _npu_not_predicted(target, finding, f"{result.toolchain} {result.version}", where)
+        )
+    return out
+
+
+def _op_placements(
+    target: Target, prediction: TargetReport, result: CompileResult, ops: Mapping[str, str]
+) -> list[Disagreement]:
+    """Op type by op type, where the toolchain's layers cannot be traced to ONNX nodes (Vela
+    sees onnx2tf's TFLite model) but their op types can."""
+    out = []
+    compiler_cpu = {
+        layer.onnx_op for layer in result.cpu_layers if layer.onnx_op and not layer.inserted
+    }
+    predicted = {ops.get(n) for n, place in prediction.placement.items() if place == CPU}
+    tool = f"{result.toolchain} {result.version}"
+    for op in sorted(compiler_cpu - predicted):
         out.append(
             Disagreement(
-                "verdict",
-                f"portlint predicted '{predicted}'; {result.toolchain} {found.compiler_verdict}",
+                "cpu-not-predicted",
+                f"{tool} runs {op} layers on the CPU; portlint predicted the NPU for every {op}",
+                None,
+                op,
+                _op_fact(target, op),
             )
         )
-    return found
+    seen: set[str] = set()
+    for finding in _cpu_findings(prediction).values():
+        if finding.op_type in compiler_cpu or finding.op_type in seen:
+            continue
+        seen.add(finding.op_type or "")
+        out.append(
+            _npu_not_predicted(target, finding, tool, f"has no {finding.op_type} on the CPU")
+        )
+    return out
+
+
+def _cpu_findings(prediction: TargetReport) -> dict[str, Finding]:
+    return {f.location: f for f in prediction.findings if f.moves_to_cpu}
+
+
+def _npu_not_predicted(target: Target, finding: Finding, tool: str, where: str) -> Disagreement:
+    return Disagreement(
+        "npu-not-predicted",
+        f"portlint says {finding.rule} moves {finding.location!r} to the CPU; {tool} {where}",
+        finding.location,
+        finding.op_type,
+        _finding_fact(target, finding),
+    )
 
 
 @dataclass(frozen=True)

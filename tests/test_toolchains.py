@@ -29,21 +29,24 @@ from portlint.toolchains import TOOLCHAINS, for_target
 from portlint.toolchains.base import CompileRequest
 from portlint.toolchains.run import node_names
 
-RECORDED = ROOT / "tests" / "data" / "toolchains" / "rknn"
-FAKE_PACKAGE = ROOT / "tests" / "data" / "toolchains" / "fake_rknn"
+DATA = ROOT / "tests" / "data" / "toolchains"
+RECORDED = DATA / "rknn"
+FAKE_PACKAGE = DATA / "fake_rknn"
 RKNN = TOOLCHAINS["rknn"]
+VELA = TOOLCHAINS["vela"]
 
 
-def replay(case: str):
+def replay(case: str, toolchain=RKNN):
     """Parse a recorded real compiler run again, as the adapter does live."""
-    record = json.loads((RECORDED / f"{case}.json").read_text())
+    folder = DATA / toolchain.name
+    record = json.loads((folder / f"{case}.json").read_text())
     model = onnx.load(str(ROOT / record["model"]), load_external_data=False)
     target = record["target"]
     request = CompileRequest(
-        Path("model.onnx"), target, RKNN.platform_for(target), RKNN.quantize_for(target)
+        Path("model.onnx"), target, toolchain.platform_for(target), toolchain.quantize_for(target)
     )
-    log = (RECORDED / f"{case}.log").read_text(encoding="utf-8")
-    return RKNN.parse(request, log, record["raw"], node_names(model))
+    log = (folder / f"{case}.log").read_text(encoding="utf-8")
+    return toolchain.parse(request, log, record["raw"], node_names(model))
 
 
 # --- recorded runs of the real rknn-toolkit2 2.5.0 ---------------------------------------
@@ -102,6 +105,46 @@ def test_refusals_are_refusals_not_crashes(case, stage, words, node):
     assert result.outcome == "refuses" and result.stage == stage
     assert words in (result.error or "") and not result.error.startswith("ValueError")
     assert result.failing_nodes == ((node,) if node else ())
+
+
+# --- recorded runs of Arm Vela 5.2.0 behind onnx2tf 1.29.24 -------------------------------
+
+
+def test_vela_cpu_ops_are_named_by_joining_the_warnings():
+    result = replay("topk_u55", VELA)
+    assert result.converts and result.version == "5.2.0"
+    assert [(x.op, x.onnx_op) for x in result.cpu_layers] == [("TOPK_V2", "TopK")]
+    assert result.details["accelerator"] == "ethos-u55-128"
+
+
+def test_vela_marks_the_converters_quantize_wrappers_as_inserted():
+    layers = replay("sin_u55", VELA).cpu_layers
+    assert [(x.op, x.inserted) for x in layers] == [
+        ("DEQUANTIZE", True),
+        ("SIN", False),
+        ("QUANTIZE", True),
+    ]
+
+
+def test_vela_crash_is_a_crash_with_its_message():
+    result = replay("conv_stride4_u55", VELA)
+    assert result.outcome == "crashed" and result.stage == "vela"
+    assert result.error == "RuntimeError: Non-passthrough operation (Conv2D) could not run on NPU"
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("castlike_u55", "CastLike OP is not yet implemented"),
+        ("conv_stride2_dil2_u55", "`strides > 1` not supported in conjunction with"),
+    ],
+)
+def test_converter_failure_is_the_converters_not_velas(case: str, words: str):
+    result = replay(case, VELA)
+    assert result.outcome == "converter failed" and result.stage == "convert"
+    assert result.error.startswith("onnx2tf 1.29.24: ") and words in result.error
+    assert result.failing_nodes == ("c0",)
+    assert not result.judges_profile
 
 
 # --- PL109: known toolchain defects in the profiles ---------------------------------------
@@ -306,7 +349,7 @@ def test_verify_timeout_is_no_verdict_and_kills_the_compiler(tmp_path: Path, fak
     assert result.returncode == 2
     assert result.stderr.strip().startswith("portlint: error: no verdict: RKNN-Toolkit2 did not")
     assert result.stderr.count("\n") == 1
-    stray = subprocess.run(["pgrep", "-f", "rknn_worker.py"], capture_output=True, text=True)
+    stray = subprocess.run(["pgrep", "-f", fake_rknn_python], capture_output=True, text=True)
     assert stray.stdout.strip() == ""
 
 

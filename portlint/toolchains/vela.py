@@ -43,6 +43,7 @@ _SUMMARY_ROW = re.compile(r"^\s+(CPU|NPU): (\w+) = (.*?)(?: \(outputs \[.*\]\))?
 _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)):\s*(.*)$")
 _ONNX_OP_LINE = re.compile(r"onnx_op_name:\s*(\S+)")
 _NOT_IMPLEMENTED = re.compile(r"ERROR:\s*(\w+) OP is not yet implemented")
+_REASON = re.compile(r"^.*\bnot supported\b.*$", re.MULTILINE)
 WRAPPERS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 TFLITE_TO_ONNX = {
     "ABS": "Abs",
@@ -196,6 +197,9 @@ def parse_log(
     if steps.get("convert") != 0:
         missing = _NOT_IMPLEMENTED.search(converter)
         kind, error = _last_exception(converter)
+        reason = _REASON.search(converter)
+        if reason:  # TF's own words, under its generic "Exception encountered when calling"
+            error = f"{kind or 'error'}: {reason.group(0).strip()}"
         if missing:
             kind, error = "NotImplemented", f"onnx2tf: {missing.group(1)} OP is not yet implemented"
         nodes = [onnx_names[n] for n in _ONNX_OP_LINE.findall(converter) if n in onnx_names]

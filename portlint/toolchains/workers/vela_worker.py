@@ -80,6 +80,8 @@ def main():
     args = parser.parse_args()
     result = {"steps": {}, "stage": None, "versions": _versions()}
     bin_dir = os.path.dirname(os.path.abspath(sys.executable))
+    # onnx2tf runs the venv's `onnxsim` command; without the venv on PATH it skips it silently
+    os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     try:
         result["stage"] = "convert"
         calibration, dynamic = _calibration(_inputs(args.model), args.samples)

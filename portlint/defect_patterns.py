@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from portlint.graph_view import GraphView, NodeView
-from portlint.postprocess import is_dfl_conv
+from portlint.postprocess import is_constant, is_dfl_conv
 
 RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 
@@ -66,6 +66,79 @@ def _dfl_split(view: GraphView) -> list[Match]:
     return matches
 
 
+def _linear_before(view: GraphView, node: NodeView) -> list[NodeView]:
+    """The MatMul (with a constant weight), and its bias Add, that feed ``node``."""
+    source = view.producer(node.inputs[0]) if node.inputs else None
+    chain: list[NodeView] = []
+    if source is not None and source.op_type == "Add":
+        other = [i for i in source.inputs if not is_constant(view, i)]
+        chain.append(source)
+        source = view.producer(other[0]) if len(other) == 1 else None
+    if source is None or source.op_type != "MatMul" or not is_constant(view, source.inputs[1]):
+        return []
+    return [source, *reversed(chain)]
+
+
+def _qkv_split(view: GraphView) -> list[Match]:
+    matches = []
+    for reshape in view.live_by_op.get("Reshape", []):
+        linear = _linear_before(view, reshape)
+        if not linear:
+            continue
+        info = view.tensor(reshape.outputs[0])
+        shape = info.shape if info is not None else None
+        if not shape or len(shape) != 5 or shape[2] != 3 or shape[0] != 1:
+            continue  # [1, tokens, 3 (q, k, v), heads, dim]; a batch of windows converts
+        consumers = view.consumers(reshape.outputs[0])
+        transposes = [c for c in consumers if c.op_type == "Transpose"]
+        if len(consumers) == 1 and transposes:
+            consumers = view.consumers(transposes[0].outputs[0])
+        ends = [c for c in consumers if c.op_type in ("Split", "Gather", "Slice")]
+        if not ends:
+            continue
+        ops = [*(n.op_type for n in linear), "Reshape", *(t.op_type for t in transposes)]
+        shown = " → ".join([*ops, f"{len(ends)} × {ends[0].op_type}" if len(ends) > 1 else "Split"])
+        members = (*(n.name for n in linear), reshape.name, *(t.name for t in transposes))
+        matches.append(
+            Match(
+                linear[0].name,
+                "MatMul",
+                (*members, *(e.name for e in ends)),
+                f"attention qkv projection: {shown}",
+            )
+        )
+    return matches
+
+
+def _single_consumer(view: GraphView, node: NodeView, op: str) -> NodeView | None:
+    consumers = view.consumers(node.outputs[0])
+    return consumers[0] if len(consumers) == 1 and consumers[0].op_type == op else None
+
+
+def _attention_transposed(view: GraphView) -> list[Match]:
+    matches = []
+    for softmax in view.live_by_op.get("Softmax", []):
+        scores = view.producer(softmax.inputs[0])
+        if scores is None or scores.op_type != "MatMul":
+            continue
+        transpose = _single_consumer(view, softmax, "Transpose")
+        if transpose is None:
+            continue
+        values = _single_consumer(view, transpose, "MatMul")
+        if values is None:
+            continue
+        members = (scores.name, softmax.name, transpose.name, values.name)
+        matches.append(
+            Match(
+                softmax.name,
+                "Softmax",
+                members,
+                "attention with transposed probabilities: MatMul → Softmax → Transpose → MatMul",
+            )
+        )
+    return matches
+
+
 DEFECT_PATTERNS: dict[str, DefectPattern] = {
     p.name: p
     for p in (
@@ -75,6 +148,20 @@ DEFECT_PATTERNS: dict[str, DefectPattern] = {
             "with arange weights) whose output is reshaped and split into the two box "
             "corners (Split, or two Slices of one tensor): Ultralytics YOLOv8/v5u/11 exports",
             _dfl_split,
+        ),
+        DefectPattern(
+            "qkv-split",
+            "a transformer's qkv projection (MatMul with constant weights, bias Add) reshaped "
+            "to [1, tokens, 3, heads, dim], transposed and split into q, k and v (Split, "
+            "Gather or Slice): ViT/DeiT blocks, Swin's last stage (one window)",
+            _qkv_split,
+        ),
+        DefectPattern(
+            "attention-transposed",
+            "self-attention that multiplies the values by the transposed attention "
+            "probabilities (q·k MatMul, Softmax, Transpose, MatMul), as Ultralytics' "
+            "Attention block (C2PSA in YOLO11, PSA in YOLOv10, YOLO26) computes v @ attnᵀ",
+            _attention_transposed,
         ),
     )
 }

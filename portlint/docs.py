@@ -126,10 +126,14 @@ def render_target_markdown(target: Target) -> str:
 
         lines += ["", "## Known toolchain defects", ""]
         for d in target.defects:
-            active = "" if d.applies_to(target.toolchain_version) else " (not this version)"
+            active = (
+                "" if d.applies_to(target.toolchain_version, target.chip) else " (not this one)"
+            )
+            chips = f" on {', '.join(d.chips)} only" if d.chips else ""
             pattern = DEFECT_PATTERNS[d.pattern].description
             lines.append(
-                f"- **{d.id}**, {target.toolchain} {', '.join(d.versions)}{active}: on {pattern}, "
+                f"- **{d.id}**, {target.toolchain} {', '.join(d.versions)}{chips}{active}: on "
+                f"{pattern}, "
                 f"{d.what} ({EFFECT_WORDS[d.effect]}). Workaround: {d.workaround}."
                 f"{_fact_suffix(d)}"
             )

@@ -143,9 +143,10 @@ class Defect(Fact):
     workaround: str = ""
     options: Mapping[str, Any] | None = None  # toolchain options that avoid it
     passes: tuple[str, ...] = ()  # `portlint fix` passes that remove the pattern
+    chips: tuple[str, ...] = ()  # only builds for these chips fail; empty = every chip
 
-    def applies_to(self, version: str) -> bool:
-        return version in self.versions
+    def applies_to(self, version: str, chip: str = "") -> bool:
+        return version in self.versions and (not self.chips or chip in self.chips)
 
 
 DEFECT_KEYS = (
@@ -157,6 +158,7 @@ DEFECT_KEYS = (
     "workaround",
     "options",
     "passes",
+    "chips",
     "source",
     "verified",
     "note",
@@ -194,9 +196,17 @@ class Target:
     lineage: tuple[str, ...] = ()  # the profiles it extends, nearest first
 
     @property
+    def chip(self) -> str:
+        """The shipped profile this one is or derives from, without ``@version``: the chip a
+        toolchain builds for (``my-board`` extending ``rv1106`` builds for rv1106)."""
+        shipped = set(shipped_target_names())
+        name = next((n for n in (self.name, *self.lineage) if n in shipped), self.name)
+        return name.split("@", 1)[0]
+
+    @property
     def active_defects(self) -> tuple[Defect, ...]:
-        """The known defects of the toolchain version this profile describes."""
-        return tuple(d for d in self.defects if d.applies_to(self.toolchain_version))
+        """The known defects of the toolchain version (and chip) this profile describes."""
+        return tuple(d for d in self.defects if d.applies_to(self.toolchain_version, self.chip))
 
     def constraints_for(self, rule: str) -> list[Constraint]:
         return [c for c in self.constraints if c.rule == rule]
@@ -438,6 +448,7 @@ def _load_defects(data: Any, where: Where, sources: Mapping[str, Source]) -> tup
         if options is not None:
             expect_type(options, dict, here / "options", "a mapping of toolchain options")
         passes = expect_type(entry.get("passes", []), list, here / "passes", "a list of passes")
+        chips = expect_type(entry.get("chips", []), list, here / "chips", "a list of chip names")
         fact = _fact(entry, here, sources)
         defects.append(
             Defect(
@@ -452,6 +463,7 @@ def _load_defects(data: Any, where: Where, sources: Mapping[str, Source]) -> tup
                 " ".join(str(entry["workaround"]).split()),
                 options,
                 tuple(passes),
+                tuple(str(c) for c in chips),
             )
         )
     ids = [d.id for d in defects]

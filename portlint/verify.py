@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,12 @@ from portlint.graph_view import display_names
 from portlint.target import Target
 from portlint.toolchains import TOOLCHAINS, covered_targets, for_target
 from portlint.toolchains.base import CONVERTER_FAILED, CPU, NPU, CompileResult, Toolchain
-from portlint.toolchains.run import ToolchainError, compile_model, require_interpreter
+from portlint.toolchains.run import (
+    ToolchainError,
+    compile_model,
+    normalise_options,
+    require_interpreter,
+)
 
 CONVERTER_FAILS = "converter fails"
 CONVERTS_ALL_NPU = "converts, all layers on the NPU"
@@ -282,6 +287,44 @@ def check_configured(configured: Mapping[str, str]) -> None:
             )
 
 
+def _without_avoided_defects(
+    prediction: TargetReport, target: Target, options: Mapping[str, Any], toolchain: Toolchain
+) -> TargetReport:
+    """The prediction for a build with ``options``: a known defect whose compiler option
+    (rknn's ``disable_rules``) the user passes is avoided, so it is no error for this run."""
+    given = normalise_options(toolchain, options)
+
+    def avoided(defect_options: Mapping[str, Any] | None) -> bool:
+        if not defect_options:
+            return False
+        for key, value in defect_options.items():
+            wanted = value if isinstance(value, list) else [value]
+            have = given.get(key)
+            have = have if isinstance(have, list) else [have]
+            if not set(map(str, wanted)) <= set(map(str, have)):
+                return False
+        return True
+
+    gone = {f"known defect {d.id}" for d in target.active_defects if avoided(d.options)}
+    if not gone:
+        return prediction
+    kept = [f for f in prediction.findings if not (f.rule == "PL109" and f.limit in gone)]
+    blocked = {f.location for f in kept if f.blocks_compile}
+    placement = {
+        node: "npu" if place == "rejected" and node not in blocked else place
+        for node, place in prediction.placement.items()
+    }
+    rejected = sum(1 for place in placement.values() if place == "rejected")
+    npu = sum(1 for place in placement.values() if place == "npu")
+    return replace(
+        prediction,
+        findings=kept,
+        placement=placement,
+        rejected_nodes=rejected,
+        npu_nodes=npu,
+    )
+
+
 def verify_model(
     path: Path,
     target: Target,
@@ -307,6 +350,7 @@ def verify_model(
             chip=chip,
         )
 
+    prediction = _without_avoided_defects(prediction, target, request.options, toolchain)
     if progress:
         progress(f"running {toolchain.display_name} for {target.name}")
     result = run(path)

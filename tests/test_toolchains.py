@@ -316,13 +316,23 @@ def test_verify_reduce_finds_the_pattern_in_log_runs(tmp_path: Path, fake_rknn_p
     ]
 
 
-def test_verify_with_the_toolchain_option_converts(tmp_path: Path, fake_rknn_python: str):
-    model = _chain(tmp_path, CONV_RESHAPE_SPLIT)
-    result = run_cli(
-        "verify", str(model), "-t", "rk3588", "--toolchain-python", fake_rknn_python,
-        "--option", "disable_rules=seperate_conv_rs_split",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_a_known_defect_and_its_workaround_option(fake_rknn_python: str):
+    """The recorded DFL head: predicted and confirmed to crash; with the option the profile
+    names, the prediction drops the defect and the build converts."""
+    head = str(RECORDED / "yolov8n_dfl_head.onnx")
+    common = ["-t", "rk3588", "--toolchain-python", fake_rknn_python, "-f", "json"]
+    crashed = run_cli("verify", head, *common)
+    assert crashed.returncode == 1, crashed.stderr
+    report = json.loads(crashed.stdout)
+    assert report["prediction"]["verdict"] == "does not compile" and report["agrees"]
+    avoided = run_cli("verify", head, *common, "--option", "disable_rules=seperate_conv_rs_split")
+    assert avoided.returncode == 0, avoided.stderr
+    report = json.loads(avoided.stdout)
+    assert (
+        report["prediction"]["verdict"] != "does not compile"
+        and report["prediction"]["errors"] == 0
+    )
+    assert report["compiler"]["outcome"] == "converts"
 
 
 def test_verify_timeout_is_no_verdict_and_kills_the_compiler(tmp_path: Path, fake_rknn_python: str):

@@ -7,7 +7,6 @@ stderr); 3 internal error (a bug: rerun with --debug for the traceback).
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -17,6 +16,16 @@ import typer
 from rich.console import Console
 
 from portlint import __version__
+from portlint.cli.base import (
+    _console,
+    _emit,
+    _interactive,
+    _parse_option,
+    _report_file,
+    _state,
+    app,
+    targets_app,
+)
 from portlint.errors import (
     EXIT_FINDINGS,
     EXIT_INPUT_ERROR,
@@ -26,17 +35,6 @@ from portlint.errors import (
     PortlintError,
 )
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    help="Will this ONNX model run on that NPU? Checks models against target profiles.",
-)
-targets_app = typer.Typer(
-    add_completion=False, help="List target profiles, or show one.", invoke_without_command=True
-)
-app.add_typer(targets_app, name="targets")
-_state = {"debug": False}
 STALE_SHOWN = 10
 
 
@@ -121,10 +119,6 @@ def _preprocess(
         scale=factor,
         channel_order=channel_order.upper() if channel_order is not None else "RGB",
     )
-
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -295,11 +289,6 @@ def _spinner(message: str):
         return
     with Console(stderr=True).status(message):
         yield
-
-
-def _interactive() -> bool:
-    """Progress output only for a person at a terminal, never in CI logs or pipes."""
-    return sys.stderr.isatty() and not os.environ.get("CI")
 
 
 @contextlib.contextmanager
@@ -552,42 +541,6 @@ def _sample_progress(what: str):
             bar.update(task, completed=done, total=total, description=f"{what} {done}/{total}")
 
         yield advance
-
-
-def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        return
-    with _report_file(output) as handle:
-        handle.write(text)
-
-
-@contextlib.contextmanager
-def _report_file(output: Path):
-    """The report file, written whole or not at all."""
-    import tempfile
-
-    folder = output.resolve().parent
-    if not folder.is_dir():
-        raise ConfigError(f"{output}: folder {folder} does not exist")
-    descriptor, name = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            yield handle
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(name, 0o666 & ~umask)  # mkstemp makes it private; a report is for sharing
-        os.replace(name, output)
-    finally:
-        if os.path.exists(name):
-            os.unlink(name)
-
-
-def _parse_option(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"bad --option {text!r}; expected KEY=VALUE")
-    return key.strip(), value.strip()
 
 
 @app.command()

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from portlint.cli import (
+from portlint.cli.base import (
     _console,
     _emit,
     _interactive,

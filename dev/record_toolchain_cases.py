@@ -90,6 +90,10 @@ RKNN_CASES = {
     "nonzero_rk3588": ("nonzero", "rk3588"),
     "dynamic_input_rk3588": ("dynamic_input", "rk3588"),
     "erf_cpu_rv1106": ("erf_cpu", "rv1106"),
+    # LeViT's two heads (fuse_conv_conv_add crashes) and a RepVGG pair of Convs (converts)
+    "gemm_pair_rk3588": ("tests/data/toolchains/rknn/gemm_pair.onnx", "rk3588"),
+    "gemm_pair_rv1106": ("tests/data/toolchains/rknn/gemm_pair.onnx", "rv1106"),
+    "conv_pair_rk3588": ("tests/data/toolchains/rknn/conv_pair.onnx", "rk3588"),
 }
 
 

@@ -139,6 +139,39 @@ def _attention_transposed(view: GraphView) -> list[Match]:
     return matches
 
 
+def _gemm_source(view: GraphView, tensor: str) -> tuple[list[NodeView], str] | None:
+    """(the Gemm and the BatchNormalization before it, if any; the tensor they read)."""
+    gemm = view.producer(tensor)
+    if gemm is None or gemm.op_type != "Gemm":
+        return None
+    source = gemm.inputs[0]
+    norm = view.producer(source)
+    if norm is not None and norm.op_type == "BatchNormalization":
+        return [norm, gemm], norm.inputs[0]
+    return [gemm], source
+
+
+def _gemm_pair_add(view: GraphView) -> list[Match]:
+    matches = []
+    for add in view.live_by_op.get("Add", []):
+        if len(add.inputs) != 2:
+            continue
+        a, b = (_gemm_source(view, name) for name in add.inputs)
+        if a is None or b is None or a[1] != b[1]:
+            continue
+        nodes = (*(n.name for n in a[0]), *(n.name for n in b[0]), add.name)
+        chain = " → ".join(n.op_type for n in a[0])
+        matches.append(
+            Match(
+                add.name,
+                "Add",
+                nodes,
+                f"two linear heads on one input, summed: 2 × ({chain}) → Add",
+            )
+        )
+    return matches
+
+
 DEFECT_PATTERNS: dict[str, DefectPattern] = {
     p.name: p
     for p in (
@@ -162,6 +195,13 @@ DEFECT_PATTERNS: dict[str, DefectPattern] = {
             "probabilities (q·k MatMul, Softmax, Transpose, MatMul), as Ultralytics' "
             "Attention block (C2PSA in YOLO11, PSA in YOLOv10, YOLO26) computes v @ attnᵀ",
             _attention_transposed,
+        ),
+        DefectPattern(
+            "gemm-pair-add",
+            "two Gemm (fully connected) layers reading the same tensor, each optionally after "
+            "its own BatchNormalization, whose outputs are added: LeViT's classifier and "
+            "distillation heads",
+            _gemm_pair_add,
         ),
     )
 }

@@ -543,3 +543,14 @@ def test_a_derived_profile_inherits_its_chips_defects(tmp_path: Path):
     assert load_target(str(profile)).chip == "rv1106"
     report = _check_json(save(parse(ATTENTION), tmp_path), str(profile))
     assert [f["rule"] for f in report["my-board"]["findings"]].count("PL109") == 1
+
+
+@pytest.mark.parametrize("case", sorted(p.stem for p in RECORDED.glob("*.json")))
+def test_check_predicts_what_the_recorded_compiler_did(case: str):
+    """The evidence replayed: for every recorded run of the real compiler, `check` with the
+    shipped profile gives the same class of outcome (fails / converts)."""
+    record = json.loads((RECORDED / f"{case}.json").read_text())
+    result = replay(case)
+    report = _check_json(ROOT / record["model"], record["target"])[record["target"]]
+    predicted_failure = report["verdict"] == "does not compile"
+    assert predicted_failure == (not result.converts), (case, report["verdict"], result.error)

@@ -60,6 +60,7 @@ def _verify(model: Path, target: str, args, reduce: bool, out: Path) -> dict:
         "error": compiler.get("error"),
         "fuse_rule": compiler.get("details", {}).get("fuse_rule"),
         "cpu_layers": len(compiler["cpu_layers"]),
+        "cpu_real_layers": sum(1 for x in compiler["cpu_layers"] if not x["inserted"]),
         "npu_layers": compiler["npu_layers"],
         "compile_seconds": round(compiler["seconds"], 1),
         "prediction": report["prediction"]["verdict"],
@@ -83,6 +84,12 @@ def main() -> int:
     parser.add_argument("--before", type=Path, help="an older checkout, for 'before' predictions")
     parser.add_argument("--reduce-on", action="append", default=[], help="targets to --reduce")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="no compiler runs: redo portlint's prediction for the recorded rows (after a "
+        "profile change) and the agreement",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "results.jsonl"
@@ -106,6 +113,9 @@ def main() -> int:
             row["before"] = _check(model, target, args.before)
         return row
 
+    if args.recheck:
+        _recheck(results, args.models)
+        todo = []
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         for row in pool.map(one, todo):
             with results.open("a") as f:
@@ -116,11 +126,36 @@ def main() -> int:
     return 0
 
 
+def _compiler_class(row: dict) -> str:
+    if row["outcome"] != "converts":
+        return "does not compile"
+    real = row.get("cpu_real_layers", row["cpu_layers"])
+    return "runs with CPU fallback" if real else "runs"
+
+
+def _recheck(results: Path, models: Path) -> None:
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    for row in rows:
+        if "outcome" not in row or row["outcome"] in ("timed out", "converter failed"):
+            continue
+        now = _check(models / f"{row['model']}.onnx", row["target"], ROOT)
+        row["prediction"] = now.split(" (")[0]
+        row["agrees"] = row["prediction"] == _compiler_class(row)
+    results.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
 def _table(rows: list[dict]) -> str:
     lines = [
-        "| model | target | compiler | portlint before | portlint now | agree | culprit (--reduce) |",
+        "| model | target | compiler | portlint before | portlint now | agree "
+        "| culprit (--reduce) |",
         "|---|---|---|---|---|---|---|",
     ]
+    judged = [r for r in rows if r.get("outcome") not in (None, "timed out", "converter failed")]
+    before = sum(1 for r in judged if r.get("before", "").split(" (")[0] == _compiler_class(r))
+    now = sum(1 for r in judged if r["agrees"])
+    summary = (
+        f"Agreement with the compiler: before {before}/{len(judged)}, now {now}/{len(judged)}."
+    )
     for row in sorted(rows, key=lambda r: (r["model"], r["target"])):
         if "error" in row and "compiler" not in row:
             lines.append(f"| {row['model']} | {row['target']} | {row['error']} | | | | |")
@@ -141,7 +176,7 @@ def _table(rows: list[dict]) -> str:
             f"| {row['model']} | {row['target']} | {compiler} | {row.get('before', '')} | "
             f"{row['prediction']} | {'yes' if row['agrees'] else 'no'} | {culprit} |"
         )
-    return "\n".join(lines) + "\n"
+    return summary + "\n\n" + "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

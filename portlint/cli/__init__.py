@@ -17,6 +17,9 @@ from rich.console import Console
 
 from portlint import __version__
 from portlint.cli.base import (
+    InputShapeOption,
+    ReportFileOption,
+    TextOrJsonOption,
     _console,
     _emit,
     _interactive,
@@ -352,10 +355,7 @@ def fix(
             "--option", help="Pass option KEY=VALUE (e.g. cut=/model.22/Concat); repeatable."
         ),
     ] = None,
-    input_shape: Annotated[
-        list[str] | None,
-        typer.Option("--input-shape", help="Pin an input's dims: NAME:1,3,640,640; repeatable."),
-    ] = None,
+    input_shape: InputShapeOption = None,
     fail_on: Annotated[
         FailOn | None,
         typer.Option(help="Lowest remaining severity that makes the exit code 1 [default: error]."),
@@ -443,17 +443,9 @@ def compare(
         float,
         typer.Option("--threshold", min=-1.0, max=1.0, help="Cosine similarity below this fails."),
     ] = 0.99,
-    output_format: Annotated[
-        str, typer.Option("--format", "-f", help="Report format: text or json.")
-    ] = "text",
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
-    ] = None,
-    input_shape: Annotated[
-        list[str] | None,
-        typer.Option("--input-shape", help="Pin an input's dims: NAME:1,3,640,640; repeatable."),
-    ] = None,
+    output_format: TextOrJsonOption = "text",
+    output: ReportFileOption = None,
+    input_shape: InputShapeOption = None,
     config: Annotated[
         Path | None,
         typer.Option(help="Config file (pyproject.toml or portlint.toml), for profile dirs."),

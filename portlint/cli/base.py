@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -27,6 +28,21 @@ targets_app = typer.Typer(
 )
 app.add_typer(targets_app, name="targets")
 _state = {"debug": False}
+
+InputShapeOption = Annotated[
+    list[str] | None,
+    typer.Option("--input-shape", help="Pin an input's dims: NAME:1,3,640,640; repeatable."),
+]
+ReportFileOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+]
+TextOrJsonOption = Annotated[
+    str, typer.Option("--format", "-f", help="Report format: text or json.")
+]
+ConfigFileOption = Annotated[
+    Path | None, typer.Option(help="Config file (pyproject.toml or portlint.toml).")
+]
 
 
 def _console() -> Console:

@@ -15,6 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from portlint.cli.base import (
+    ConfigFileOption,
+    InputShapeOption,
+    ReportFileOption,
+    TextOrJsonOption,
     _console,
     _emit,
     _interactive,
@@ -31,9 +35,7 @@ def toolchains(
         str | None,
         typer.Option("--toolchain-python", help="Interpreter of a toolchain's own venv to try."),
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="Config file (pyproject.toml or portlint.toml).")
-    ] = None,
+    config: ConfigFileOption = None,
 ) -> None:
     """List the vendor compilers portlint can run, where they were found, and how to install
     the missing ones (each in its own venv: they pin their own onnx, numpy and torch)."""
@@ -113,20 +115,10 @@ def verify(
             help="A toolchain option, KEY=VALUE (rknn: disable_rules=seperate_conv_rs_split).",
         ),
     ] = None,
-    input_shape: Annotated[
-        list[str] | None,
-        typer.Option("--input-shape", help="Pin an input's dims: NAME:1,3,640,640; repeatable."),
-    ] = None,
-    output_format: Annotated[
-        str, typer.Option("--format", "-f", help="Report format: text or json.")
-    ] = "text",
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="Config file (pyproject.toml or portlint.toml).")
-    ] = None,
+    input_shape: InputShapeOption = None,
+    output_format: TextOrJsonOption = "text",
+    output: ReportFileOption = None,
+    config: ConfigFileOption = None,
 ) -> None:
     """Run the target's real compiler on the model and show it beside portlint's prediction:
     converts or not, which layers went to the CPU, and every disagreement with the profile

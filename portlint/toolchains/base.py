@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,15 +149,9 @@ class Toolchain(ABC):
     def worker_args(self, request: CompileRequest, workdir: Path) -> list[str]:
         """Command-line arguments for the worker script (after the script path)."""
 
-    @abstractmethod
-    def parse(
-        self,
-        request: CompileRequest,
-        log: str,
-        result: Mapping[str, Any],
-        onnx_names: Mapping[str, str],
-    ) -> CompileResult:
-        """Turn the worker's log and result file into a ``CompileResult`` (pure)."""
+    parse: Callable[[CompileRequest, str, Mapping[str, Any], Mapping[str, str]], CompileResult]
+    """Turn the worker's log and result file into a ``CompileResult`` (pure): the request,
+    the log, the result file, and every node and output tensor name -> its node."""
 
 
 def one_line(text: str, limit: int = 400) -> str:

@@ -48,66 +48,6 @@ NOT_LAYERS = ("InputOperator", "OutputOperator")
 INT8_ONLY = frozenset({"rv1106", "rv1103", "rv1103b", "rv1106b", "rk2118"})
 
 
-class Rknn(Toolchain):
-    name = "rknn"
-    package = "rknn-toolkit2"
-    display_name = "RKNN-Toolkit2"
-    install_hint = (
-        "python3 -m venv ~/.venvs/rknn && ~/.venvs/rknn/bin/pip install rknn-toolkit2==2.5.0"
-        "  (then --toolchain-python ~/.venvs/rknn/bin/python, or [tool.portlint.toolchains]"
-        ' rknn = "~/.venvs/rknn/bin/python")'
-    )
-    platforms: Mapping[str, str] = {
-        "rk3588": "rk3588",
-        "rk3576": "rk3576",
-        "rk3566": "rk3566",
-        "rk3568": "rk3568",
-        "rk3562": "rk3562",
-        "rv1106": "rv1106",
-        "rv1103": "rv1103",
-        "rv1126b": "rv1126b",
-    }
-    worker = Path(__file__).with_name("workers") / "rknn_worker.py"
-    option_names = ("disable_rules", "quantized_dtype", "quantized_method", "optimization_level")
-    list_options = ("disable_rules",)
-
-    def quantize_for(self, target: str) -> bool:
-        """rv1106/rv1103 refuse ``do_quantization=False``; the others are judged in fp16,
-        which places layers as an int8 build does and needs no calibration data."""
-        return (self.platform_for(target) or "") in INT8_ONLY
-
-    def worker_args(self, request: CompileRequest, workdir: Path) -> list[str]:
-        import json
-
-        args = [
-            "--model",
-            str(request.model),
-            "--platform",
-            request.platform,
-            "--quantize",
-            str(int(request.quantize)),
-            "--options",
-            json.dumps(dict(request.options)),
-            "--input-shapes",
-            json.dumps({k: list(v) for k, v in request.input_shapes.items()}),
-            "--output",
-            str(workdir / "model.rknn"),
-        ]
-        dataset = workdir / "dataset.txt"
-        if request.quantize and dataset.is_file():
-            args += ["--dataset", str(dataset)]
-        return args
-
-    def parse(
-        self,
-        request: CompileRequest,
-        log: str,
-        result: Mapping[str, Any],
-        onnx_names: Mapping[str, str],
-    ) -> CompileResult:
-        return parse_log(request, log, result, onnx_names)
-
-
 def _layers(lines: list[str], names: Mapping[str, str]) -> list[Layer]:
     """The last layer table in the log (a build prints one per compiled graph)."""
     layers: list[Layer] = []
@@ -303,3 +243,56 @@ def parse_log(
         details=details,
         log=log,
     )
+
+
+class Rknn(Toolchain):
+    name = "rknn"
+    package = "rknn-toolkit2"
+    display_name = "RKNN-Toolkit2"
+    install_hint = (
+        "python3 -m venv ~/.venvs/rknn && ~/.venvs/rknn/bin/pip install rknn-toolkit2==2.5.0"
+        "  (then --toolchain-python ~/.venvs/rknn/bin/python, or [tool.portlint.toolchains]"
+        ' rknn = "~/.venvs/rknn/bin/python")'
+    )
+    platforms: Mapping[str, str] = {
+        "rk3588": "rk3588",
+        "rk3576": "rk3576",
+        "rk3566": "rk3566",
+        "rk3568": "rk3568",
+        "rk3562": "rk3562",
+        "rv1106": "rv1106",
+        "rv1103": "rv1103",
+        "rv1126b": "rv1126b",
+    }
+    worker = Path(__file__).with_name("workers") / "rknn_worker.py"
+    option_names = ("disable_rules", "quantized_dtype", "quantized_method", "optimization_level")
+    list_options = ("disable_rules",)
+
+    def quantize_for(self, target: str) -> bool:
+        """rv1106/rv1103 refuse ``do_quantization=False``; the others are judged in fp16,
+        which places layers as an int8 build does and needs no calibration data."""
+        return (self.platform_for(target) or "") in INT8_ONLY
+
+    def worker_args(self, request: CompileRequest, workdir: Path) -> list[str]:
+        import json
+
+        args = [
+            "--model",
+            str(request.model),
+            "--platform",
+            request.platform,
+            "--quantize",
+            str(int(request.quantize)),
+            "--options",
+            json.dumps(dict(request.options)),
+            "--input-shapes",
+            json.dumps({k: list(v) for k, v in request.input_shapes.items()}),
+            "--output",
+            str(workdir / "model.rknn"),
+        ]
+        dataset = workdir / "dataset.txt"
+        if request.quantize and dataset.is_file():
+            args += ["--dataset", str(dataset)]
+        return args
+
+    parse = staticmethod(parse_log)

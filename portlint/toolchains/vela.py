@@ -93,46 +93,6 @@ TFLITE_TO_ONNX = {
 """TFLite op -> the ONNX op it comes from, where onnx2tf maps one to one."""
 
 
-class Vela(Toolchain):
-    name = "vela"
-    package = "ethos-u-vela"
-    display_name = "Arm Vela"
-    install_hint = (
-        "python3 -m venv ~/.venvs/vela && ~/.venvs/vela/bin/pip install ethos-u-vela "
-        "onnx2tf==1.29.24 tensorflow==2.19.0 tf_keras==2.19.0 onnx onnxsim "
-        "onnx_graphsurgeon sng4onnx ai-edge-litert psutil"
-    )
-    platforms: Mapping[str, str] = {
-        "ethos-u55": "ethos-u55-128",
-        "ethos-u65": "ethos-u65-256",
-        "ethos-u85": "ethos-u85-256",
-    }
-    worker = Path(__file__).with_name("workers") / "vela_worker.py"
-    option_names = ("system_config", "memory_mode", "config")
-
-    def quantize_for(self, target: str) -> bool:
-        return True  # Vela compiles int8 (or int16) TFLite only
-
-    def worker_args(self, request: CompileRequest, workdir: Path) -> list[str]:
-        return [
-            "--model",
-            str(request.model),
-            "--accelerator",
-            request.platform,
-            "--options",
-            json.dumps(dict(request.options)),
-        ]
-
-    def parse(
-        self,
-        request: CompileRequest,
-        log: str,
-        result: Mapping[str, Any],
-        onnx_names: Mapping[str, str],
-    ) -> CompileResult:
-        return parse_log(request, log, result, onnx_names)
-
-
 def _sections(log: str) -> dict[str, str]:
     text = ANSI.sub("", log)
     parts = MARK.split(text)
@@ -239,3 +199,36 @@ def parse_log(
         details=details,
         log=log,
     )
+
+
+class Vela(Toolchain):
+    name = "vela"
+    package = "ethos-u-vela"
+    display_name = "Arm Vela"
+    install_hint = (
+        "python3 -m venv ~/.venvs/vela && ~/.venvs/vela/bin/pip install ethos-u-vela "
+        "onnx2tf==1.29.24 tensorflow==2.19.0 tf_keras==2.19.0 onnx onnxsim "
+        "onnx_graphsurgeon sng4onnx ai-edge-litert psutil"
+    )
+    platforms: Mapping[str, str] = {
+        "ethos-u55": "ethos-u55-128",
+        "ethos-u65": "ethos-u65-256",
+        "ethos-u85": "ethos-u85-256",
+    }
+    worker = Path(__file__).with_name("workers") / "vela_worker.py"
+    option_names = ("system_config", "memory_mode", "config")
+
+    def quantize_for(self, target: str) -> bool:
+        return True  # Vela compiles int8 (or int16) TFLite only
+
+    def worker_args(self, request: CompileRequest, workdir: Path) -> list[str]:
+        return [
+            "--model",
+            str(request.model),
+            "--accelerator",
+            request.platform,
+            "--options",
+            json.dumps(dict(request.options)),
+        ]
+
+    parse = staticmethod(parse_log)

@@ -554,3 +554,29 @@ def test_check_predicts_what_the_recorded_compiler_did(case: str):
     report = _check_json(ROOT / record["model"], record["target"])[record["target"]]
     predicted_failure = report["verdict"] == "does not compile"
     assert predicted_failure == (not result.converts), (case, report["verdict"], result.error)
+
+
+def test_input_shape_pins_a_dynamic_input_for_the_compiler_too(
+    tmp_path: Path, fake_rknn_python: str
+):
+    text = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[N,8,16,16] x) => (float[N,8,16,16] y) { y = Relu(x) }
+    """
+    model = save(parse(text), tmp_path)
+    common = ["verify", str(model), "-t", "rk3588", "--toolchain-python", fake_rknn_python]
+    refused = run_cli(*common)
+    assert refused.returncode == 1 and "is not support" in refused.stdout
+    pinned = run_cli(*common, "--input-shape", "x:1,8,16,16")
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    assert "agree" in pinned.stdout
+
+
+def test_verify_an_unreadable_model_is_one_line_before_any_compiler_runs(
+    tmp_path: Path, fake_rknn_python: str
+):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    result = run_cli("verify", str(bad), "-t", "rk3588", "--toolchain-python", fake_rknn_python)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("portlint: error: ")

@@ -72,7 +72,16 @@ def probes() -> dict[str, onnx.ModelProto]:
 
 
 VELA = "tests/data/toolchains/vela"
+ESP = "tests/data/toolchains/esp-ppq"
 CASES_BY_TOOLCHAIN = {
+    "esp-ppq": {
+        # exports and loads; no backend (If); exports ops ESP-DL cannot load (Erf)
+        "conv_relu_s3": (f"{ESP}/conv_relu.onnx", "esp32-s3"),
+        "if_s3": (f"{ESP}/if.onnx", "esp32-s3"),
+        "gelu_erf_s3": (f"{ESP}/gelu_erf.onnx", "esp32-s3"),
+        "nms_s3": (f"{ESP}/nms.onnx", "esp32-s3"),
+        "grouped_conv4_s3": (f"{ESP}/grouped_conv4.onnx", "esp32-s3"),
+    },
     "vela": {
         # Arm's probes: a CPU op, a converter gap, a compiler crash, float ops with wrappers
         "topk_u55": (f"{VELA}/topk.onnx", "ethos-u55"),

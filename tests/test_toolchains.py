@@ -580,3 +580,29 @@ def test_verify_an_unreadable_model_is_one_line_before_any_compiler_runs(
     result = run_cli("verify", str(bad), "-t", "rk3588", "--toolchain-python", fake_rknn_python)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert result.stderr.startswith("portlint: error: ")
+
+
+# --- recorded runs of ESP-PPQ 1.3.12 (ESP32-S3) -----------------------------------------
+
+ESPPPQ = TOOLCHAINS["esp-ppq"]
+
+
+def test_esppq_no_backend_is_a_refusal_naming_the_node():
+    result = replay("if_s3", ESPPPQ)
+    assert result.outcome == "refuses" and result.stage == "quantize"
+    assert result.error.startswith("NotImplementedError at If 'If_3': Graph op: If_3(If) has no")
+    assert result.failing_nodes == ("If_3",)  # the original node, found by its output tensor
+    nms = replay("nms_s3", ESPPPQ)
+    assert nms.outcome == "refuses" and "No module named 'mmcv'" in nms.error
+
+
+def test_esppq_export_the_runtime_cannot_load_is_refused_at_load():
+    result = replay("gelu_erf_s3", ESPPPQ)
+    assert result.outcome == "refuses" and result.stage == "load on the chip"
+    assert "exports Erf, which the ESP-DL runtime registers no module for" in result.error
+
+
+def test_esppq_grouped_conv_converts_with_a_warning():
+    result = replay("grouped_conv4_s3", ESPPPQ)
+    assert result.converts and replay("conv_relu_s3", ESPPPQ).converts
+    assert len(result.warnings) == 1 and "runs every group != 1 as depthwise" in result.warnings[0]

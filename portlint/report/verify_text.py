@@ -117,6 +117,8 @@ def render_verify(
         print_(f"    CPU  {escape(layer.op)} {escape(layer.name)} ({escape(origin)})")
     if len(result.cpu_layers) > 12:
         print_(f"    … {len(result.cpu_layers) - 12} more CPU layers (--format json lists all)")
+    for warning in result.warnings:
+        print_(f"  [yellow]warning:[/] {escape(warning)}")
     if result.suggested_options:
         options = ", ".join(f"{k}={v!r}" for k, v in result.suggested_options.items())
         print_(f"  the toolchain suggests: config({escape(options)})")

@@ -7,10 +7,11 @@ package. ``portlint toolchains`` lists what is found; ``portlint verify`` runs o
 from __future__ import annotations
 
 from portlint.toolchains.base import Toolchain
+from portlint.toolchains.esppq import EspPpq
 from portlint.toolchains.rknn import Rknn
 from portlint.toolchains.vela import Vela
 
-TOOLCHAINS: dict[str, Toolchain] = {t.name: t for t in (Rknn(), Vela())}
+TOOLCHAINS: dict[str, Toolchain] = {t.name: t for t in (Rknn(), Vela(), EspPpq())}
 
 
 def for_target(*names: str) -> tuple[Toolchain, str] | None:

@@ -62,6 +62,7 @@ class CompileResult:
     seconds: float = 0.0
     log: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)  # the worker's result file, as written
+    warnings: tuple[str, ...] = ()  # what converts but will not work as exported
 
     @property
     def converts(self) -> bool:

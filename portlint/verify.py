@@ -29,6 +29,7 @@ from portlint.toolchains.run import (
 )
 
 CONVERTER_FAILS = "converter fails"
+CONVERTS = "converts (the toolchain reports no layer placement)"
 CONVERTS_ALL_NPU = "converts, all layers on the NPU"
 CONVERTS_WITH_CPU = "converts, some layers on the CPU"
 FAILS = "fails"
@@ -72,6 +73,8 @@ class Verification:
             return CONVERTER_FAILS
         if not self.result.converts:
             return FAILS
+        if not self.result.layers:
+            return CONVERTS
         return CONVERTS_WITH_CPU if self.result.cpu_layers else CONVERTS_ALL_NPU
 
     @property
@@ -80,6 +83,8 @@ class Verification:
         Gemm) are no node of the model, so a CPU placement of only those is no fallback a
         profile could have predicted."""
         verdict = self.compiler_verdict
+        if verdict == CONVERTS:  # nothing to say about placement: any "runs" agrees
+            return self.prediction.verdict != DOES_NOT_COMPILE
         if verdict == CONVERTS_WITH_CPU and all(x.inserted for x in self.result.cpu_layers):
             verdict = CONVERTS_ALL_NPU if self.prediction.verdict == RUNS else verdict
         return SAME_CLASS[self.prediction.verdict] == verdict

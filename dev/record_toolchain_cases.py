@@ -103,6 +103,10 @@ RKNN_CASES = {
     "gemm_pair_rk3588": ("tests/data/toolchains/rknn/gemm_pair.onnx", "rk3588"),
     "gemm_pair_rv1106": ("tests/data/toolchains/rknn/gemm_pair.onnx", "rv1106"),
     "conv_pair_rk3588": ("tests/data/toolchains/rknn/conv_pair.onnx", "rk3588"),
+    # DeiT-Tiny's first qkv projection as --reduce cut it out: its zero (uniform) bias crashes
+    # seperate_exmatmul_rs_split; the same with a random bias converts
+    "qkv_uniform_bias_rk3588": ("tests/data/toolchains/rknn/qkv_uniform_bias.onnx", "rk3588"),
+    "qkv_varied_bias_rk3588": ("tests/data/toolchains/rknn/qkv_varied_bias.onnx", "rk3588"),
 }
 
 

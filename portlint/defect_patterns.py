@@ -66,17 +66,35 @@ def _dfl_split(view: GraphView) -> list[Match]:
     return matches
 
 
+def _values(view: GraphView, name: str):
+    """A constant's values, through the Identity nodes exporters put on shared weights."""
+    producer = view.producer(name)
+    while producer is not None and producer.op_type == "Identity":
+        name = producer.inputs[0]
+        producer = view.producer(name)
+    return view.weight(name)
+
+
 def _linear_before(view: GraphView, node: NodeView) -> list[NodeView]:
-    """The MatMul (with a constant weight), and its bias Add, that feed ``node``."""
-    source = view.producer(node.inputs[0]) if node.inputs else None
-    chain: list[NodeView] = []
-    if source is not None and source.op_type == "Add":
-        other = [i for i in source.inputs if not is_constant(view, i)]
-        chain.append(source)
-        source = view.producer(other[0]) if len(other) == 1 else None
+    """The MatMul (with a constant weight) and its bias Add that feed ``node``, when that bias
+    holds one value throughout (zeros, as an untrained export has).
+
+    rknn-toolkit2 2.5.0 crashes on a uniform bias ("cannot reshape array of size 1") and
+    converts the same ViT with varied (trained) biases, or with the bias folded into a Gemm:
+    both measured. So the bias values are read, only for projections that match otherwise.
+    """
+    bias = view.producer(node.inputs[0]) if node.inputs else None
+    if bias is None or bias.op_type != "Add":
+        return []
+    constants = [i for i in bias.inputs if is_constant(view, i)]
+    other = [i for i in bias.inputs if i not in constants]
+    source = view.producer(other[0]) if len(other) == 1 and len(constants) == 1 else None
     if source is None or source.op_type != "MatMul" or not is_constant(view, source.inputs[1]):
         return []
-    return [source, *reversed(chain)]
+    values = _values(view, constants[0])
+    if values is None or values.size == 0 or not (values == values.flat[0]).all():
+        return []
+    return [source, bias]
 
 
 def _qkv_split(view: GraphView) -> list[Match]:
@@ -184,7 +202,8 @@ DEFECT_PATTERNS: dict[str, DefectPattern] = {
         ),
         DefectPattern(
             "qkv-split",
-            "a transformer's qkv projection (MatMul with constant weights, bias Add) reshaped "
+            "a transformer's qkv projection (MatMul with constant weights, then a bias Add whose "
+            "values are all equal, as in an untrained export) reshaped "
             "to [1, tokens, 3, heads, dim], transposed and split into q, k and v (Split, "
             "Gather or Slice): ViT/DeiT blocks, Swin's last stage (one window)",
             _qkv_split,

@@ -498,10 +498,17 @@ g (float[{b},5,8] x) => (float[1,{b},2,5,4] q, float[1,{b},2,5,4] k) {{
 """
 
 
-@pytest.mark.parametrize(("batch", "expected"), [(1, 1), (4, 0)])
-def test_qkv_split_defect_only_for_a_leading_dim_of_one(tmp_path: Path, batch: int, expected):
+@pytest.mark.parametrize(
+    ("batch", "bias", "expected"),
+    [(1, [0.0] * 24, 1), (4, [0.0] * 24, 0), (1, [i / 100 for i in range(24)], 0)],
+)
+def test_qkv_split_defect_needs_a_leading_one_and_a_uniform_bias(
+    tmp_path: Path, batch: int, bias: list[float], expected: int
+):
+    """rknn 2.5.0 crashes on DeiT's zero qkv bias and converts it with a varied one (both
+    recorded), and converts MobileViT's batch of 4 patches."""
     text = QKV.format(b=batch, vals="{" + ", ".join(["0.1"] * 192) + "}",
-                      bias="{" + ", ".join(["0.0"] * 24) + "}")  # fmt: skip
+                      bias="{" + ", ".join(map(str, bias)) + "}")  # fmt: skip
     model = save(parse(text), tmp_path)
     report = _check_json(model, "rk3588", "rv1106")
     for target in ("rk3588", "rv1106"):

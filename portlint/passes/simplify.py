@@ -78,7 +78,7 @@ register(
         name="simplify",
         summary="Fold constant subgraphs and remove no-op nodes (onnxsim).",
         semantics=Semantics.EXACT,
-        resolves=("PL101", "PL102"),
+        resolves=("PL101", "PL102", "PL109"),
         run=run,
         wanted=wanted,
         why=__doc__.split("\n\n", 1)[1].strip(),

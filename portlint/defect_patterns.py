@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from portlint.graph_view import GraphView, NodeView
 from portlint.postprocess import is_constant, is_dfl_conv
 
@@ -66,7 +68,7 @@ def _dfl_split(view: GraphView) -> list[Match]:
     return matches
 
 
-def _values(view: GraphView, name: str):
+def _values(view: GraphView, name: str) -> np.ndarray | None:
     """A constant's values, through the Identity nodes exporters put on shared weights."""
     producer = view.producer(name)
     while producer is not None and producer.op_type == "Identity":

@@ -13,6 +13,7 @@ is kept, because it identifies the defect better than the exception does.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -206,7 +207,8 @@ def parse_log(
             details={"quantized": request.quantize},
         )
     kind, error = _failure(lines, result)
-    frame = _raising_frame(lines)
+    # the log's traceback first; the worker's own record when the log was clipped
+    frame = _raising_frame(lines) or (result.get("exception") or {}).get("frame") or {}
     rule = _fuse_rule(text, frame)
     stage = result.get("stage")
     # the toolkit reports the errors it detects by raising from its logger (rknn_log.e): a
@@ -274,8 +276,6 @@ class Rknn(Toolchain):
         return (self.platform_for(target) or "") in INT8_ONLY
 
     def worker_args(self, request: CompileRequest, workdir: Path) -> list[str]:
-        import json
-
         args = [
             "--model",
             str(request.model),

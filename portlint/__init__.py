@@ -11,7 +11,7 @@ The Python API is what the command line uses::
     run = portlint.fix("model.onnx", target="hailo8", unsafe=True)
     print(run.written, run.outcome.after.verdict)
 
-``check`` returns a ``portlint.runner.Report`` and ``fix`` a ``portlint.api.FixRun``;
+``check`` returns a ``portlint.results.Report`` and ``fix`` a ``portlint.api.FixRun``;
 both raise ``portlint.errors.PortlintError`` (one-line message) on bad input.
 """
 

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from portlint.errors import PortlintError, first_line
-from portlint.model_io import PROTOBUF_LIMIT, copy_model
+from portlint.model_io.loaded import PROTOBUF_LIMIT, copy_model
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class StagedModel:
     """
 
     def __init__(self, model: onnx.ModelProto):
-        from portlint.model_write import protobuf_size
+        from portlint.model_io.write import protobuf_size
 
         self._folder: str | None = None
         staged = copy_model(model)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portlint.config import Config, find_config, load_config
 from portlint.engine import ModelReport, check_model
 from portlint.errors import ConfigError, first_line
+from portlint.graph_outline import outline
 from portlint.graph_view import build_view
-from portlint.model_io import load_for_check
+from portlint.model_io.load import load_for_check
+from portlint.results import Report
 from portlint.rule import load_rules
+from portlint.runner import check_many
 from portlint.target import Target, load_target, shipped_target_names
 
 if TYPE_CHECKING:
@@ -20,8 +24,9 @@ if TYPE_CHECKING:
     from portlint.compare import Comparison
     from portlint.fixer import FixOutcome, FixRequest
     from portlint.inputs import InputsSpec, Preprocess
-    from portlint.passes import Pass
-    from portlint.runner import Report
+    from portlint.passes.base import Pass
+    from portlint.probe.run import ProbeOutcome
+    from portlint.probe.session import ProbeRun
     from portlint.verify import Verification
 
 
@@ -64,8 +69,14 @@ def check_paths(
         view = build_view(loaded)
         if inputs is not None:
             view = replace(view, activations=measure_path(path, inputs, config.input_shapes))
-        reports.append(check_model(view, path, targets, rules, config))
+        report = check_model(view, path, targets, rules, config)
+        reports.append(replace(report, graph=outline(view, loaded.model.graph.name)))
     return reports
+
+
+def _check_file(path: Path, config: Config, inputs: InputsSpec | None) -> ModelReport:
+    """One model of a many-file ``check``: module-level, so worker processes can take it."""
+    return check_paths([path], config, inputs)[0]
 
 
 def measure_path(
@@ -73,7 +84,7 @@ def measure_path(
 ) -> dict[str, TensorStats]:
     """Activation statistics of the model at ``path`` (loaded with its weights) on ``inputs``."""
     from portlint.activations import measure
-    from portlint.model_io import load_for_fix
+    from portlint.model_io.load import load_for_fix
 
     model = load_for_fix(path)[0]
     return measure(model, inputs.samples_for(model, input_shapes))
@@ -116,8 +127,6 @@ def check(
     ``inputs`` (a folder of samples, see ``portlint.inputs``) or ``random_inputs`` (N seeded
     samples) has each model's activations measured for the rules that use them.
     """
-    from portlint.runner import Report, check_many
-
     if not isinstance(config, Config):
         config = resolve_config(Path(config) if config is not None else None)
     if targets:
@@ -126,10 +135,10 @@ def check(
     items = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     if len(items) == 1 and not items[0].is_dir():
         report = Report(check_paths(items, config, spec))
-    elif spec is not None:
-        report = check_many(items, config, jobs, progress, inputs=spec)
     else:
-        report = check_many(items, config, jobs, progress)
+        resolve_targets(config)  # a bad target name fails once, before any worker starts
+        one = partial(_check_file, config=config, inputs=spec)
+        report = check_many(items, one, jobs, progress)
     if baseline is not None:
         from portlint.baseline import apply_baseline
 
@@ -161,15 +170,15 @@ def fix_path(
 
     from portlint.errors import ModelLoadError, first_line
     from portlint.fixer import FixError, Owned, fix_model, plan
-    from portlint.model_io import load_for_fix
-    from portlint.model_write import (
+    from portlint.model_io.load import load_for_fix
+    from portlint.model_io.weightless import staged
+    from portlint.model_io.write import (
         check_destinations,
         check_file,
         default_output,
         tail_output,
         write_model,
     )
-    from portlint.passes.weightless import staged
 
     def verifier(written: onnx.ModelProto):
         """A big model was checked without its weights (past the protobuf limit, onnx.checker
@@ -296,6 +305,34 @@ def verify(
     return verify_model(Path(path), report.target, report, request, progress)
 
 
+def probe(
+    target: str,
+    *,
+    config: Config | str | Path | None = None,
+    toolchain_python: str | None = None,
+    only: str | None = None,
+    jobs: int = 2,
+    timeout: float = 300.0,
+    done: Callable[[ProbeOutcome, int], None] | None = None,
+) -> ProbeRun:
+    """Run a probe for each fact of ``target``'s profile through its real compiler and judge
+    each fact; the CLI's ``probe``."""
+    from portlint.probe.session import probe_target
+
+    if not isinstance(config, Config):
+        config = resolve_config(Path(config) if config is not None else None)
+    found = resolve_targets(config.merged(targets=(target,)))[0]
+    return probe_target(
+        found,
+        toolchain_python=toolchain_python,
+        configured=dict(config.toolchains),
+        only=only,
+        jobs=jobs,
+        timeout=timeout,
+        done=done,
+    )
+
+
 def _single_target(config: Config) -> Target:
     targets = resolve_targets(config)
     if len(targets) != 1:
@@ -333,7 +370,7 @@ def compare(
 
     from portlint.compare import DEFAULT_THRESHOLD, compare_models
     from portlint.inputs import DEFAULT_RANDOM_SAMPLES
-    from portlint.model_io import load_for_fix
+    from portlint.model_io.load import load_for_fix
 
     if (b is None) == (simulate is None):
         raise ConfigError("compare needs a second model B, or --simulate TARGET (not both)")

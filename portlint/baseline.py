@@ -15,7 +15,7 @@ from typing import Any
 
 from portlint.errors import ConfigError
 from portlint.findings import Finding
-from portlint.runner import Report
+from portlint.results import Report
 
 BASELINE_VERSION = 1
 

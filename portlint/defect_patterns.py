@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from portlint.graph_view import GraphView, NodeView
+from portlint.pattern_catalog import DEFECT_PATTERNS as DESCRIPTIONS
+from portlint.pattern_catalog import check_implemented
 from portlint.postprocess import is_constant, is_dfl_conv
 
 RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
@@ -192,37 +194,13 @@ def _gemm_pair_add(view: GraphView) -> list[Match]:
     return matches
 
 
+FINDERS: dict[str, Callable[[GraphView], list[Match]]] = {
+    "dfl-split": _dfl_split,
+    "qkv-split": _qkv_split,
+    "attention-transposed": _attention_transposed,
+    "gemm-pair-add": _gemm_pair_add,
+}
+check_implemented("defect", DESCRIPTIONS, set(FINDERS))
 DEFECT_PATTERNS: dict[str, DefectPattern] = {
-    p.name: p
-    for p in (
-        DefectPattern(
-            "dfl-split",
-            "a detector's DFL convolution (softmax over the distance bins, then a 1×1 Conv "
-            "with arange weights) whose output is reshaped and split into the two box "
-            "corners (Split, or two Slices of one tensor): Ultralytics YOLOv8/v5u/11 exports",
-            _dfl_split,
-        ),
-        DefectPattern(
-            "qkv-split",
-            "a transformer's qkv projection (MatMul with constant weights, then a bias Add whose "
-            "values are all equal, as in an untrained export) reshaped "
-            "to [1, tokens, 3, heads, dim], transposed and split into q, k and v (Split, "
-            "Gather or Slice): ViT/DeiT blocks, Swin's last stage (one window)",
-            _qkv_split,
-        ),
-        DefectPattern(
-            "attention-transposed",
-            "self-attention that multiplies the values by the transposed attention "
-            "probabilities (q·k MatMul, Softmax, Transpose, MatMul), as Ultralytics' "
-            "Attention block (C2PSA in YOLO11, PSA in YOLOv10, YOLO26) computes v @ attnᵀ",
-            _attention_transposed,
-        ),
-        DefectPattern(
-            "gemm-pair-add",
-            "two Gemm (fully connected) layers reading the same tensor, each optionally after "
-            "its own BatchNormalization, whose outputs are added: LeViT's classifier and "
-            "distillation heads",
-            _gemm_pair_add,
-        ),
-    )
+    name: DefectPattern(name, DESCRIPTIONS[name], find) for name, find in FINDERS.items()
 }

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
-from portlint.checks import APPLIES
+from portlint.checks.catalog import APPLIES
 from portlint.checks.constraint import describe
-from portlint.passes import PASSES, Pass
+from portlint.facts import EVIDENCE_KINDS
+from portlint.findings import GRAPH_INPUT, NODE, TENSOR, Finding
+from portlint.pass_catalog import CATALOG, PassInfo
+from portlint.pattern_catalog import DEFECT_PATTERNS
 from portlint.rule import Rule, load_rules
-from portlint.target import Constraint, Fact, Target
-
-EFFECT_WORDS = {
-    "reject": "error: compile fails",
-    "cpu": "warning: runs on CPU",
-    "slow": "info: slower or less precise",
-    "accuracy": "info: changes the answers",
-}
+from portlint.rule_cases import RuleCase, cases_for
+from portlint.target import EFFECT_WORDS, Constraint, Fact, Target
 
 
 def _enforced_by(rule: Rule, targets: list[Target]) -> list[str]:
@@ -28,6 +26,56 @@ def _enforced_by(rule: Rule, targets: list[Target]) -> list[str]:
     if rule.check in APPLIES:
         return [t.name for t in targets if APPLIES[rule.check](t)]
     return [t.name for t in targets]
+
+
+def _indented(text: str) -> list[str]:
+    """A Markdown code block (indented, as the ``## Example`` line is)."""
+    return [f"    {line}".rstrip() for line in text.strip().splitlines()]
+
+
+def _finding_line(finding: Finding) -> str:
+    """A finding as the rules' ``example:`` lines show one: where, then the message."""
+    where = {
+        NODE: f'{finding.op_type} "{finding.location}"',
+        GRAPH_INPUT: f'input "{finding.location}"',
+        TENSOR: f'tensor "{finding.location}"',
+    }.get(finding.kind, finding.location)
+    return f"{where}: {finding.message}"
+
+
+def _case_lines(case: RuleCase) -> list[str]:
+    """One case: its model, and what ``check`` (and ``fix``, if the case names it) makes of
+    it. The check runs here, so the page shows the finding as it is, not as remembered."""
+    from portlint.in_memory import check_in_memory  # the engine only for pages with cases
+    from portlint.target import load_target
+
+    verdict = "Flagged" if case.fails else "Not flagged"
+    lines = [f"{verdict} on {case.target} (`{case.name}`):", "", *_indented(case.model), ""]
+    if not case.fails:
+        return lines
+    report = check_in_memory(case.parse(), load_target(case.target))
+    found = [_finding_line(f) for f in report.findings if f.rule == case.rule]
+    lines += ["gives", "", *_indented("\n".join(found)), ""]
+    if case.fix is not None:
+        command = f"portlint fix MODEL --target {case.target}{case.fix.arguments}"
+        lines += [f"`{command}` runs {', '.join(case.fix.runs)}, and the rule no longer fires.", ""]
+    return lines
+
+
+def _cases_section(rule: Rule) -> list[str]:
+    """The rule's first failing and first passing case (``rules/cases/``; the test suite
+    runs every one of them)."""
+    cases = cases_for(rule)
+    shown = [
+        next((c for c in cases if c.fails), None),
+        next((c for c in cases if not c.fails), None),
+    ]
+    if not any(shown):
+        return []
+    lines = ["## Cases", "", f"From `rules/cases/{rule.code}.yaml`, checked by the test suite.", ""]
+    for case in filter(None, shown):
+        lines += _case_lines(case)
+    return lines
 
 
 def render_rule_markdown(rule: Rule, targets: list[Target] | None = None) -> str:
@@ -47,6 +95,7 @@ def render_rule_markdown(rule: Rule, targets: list[Target] | None = None) -> str
     ]
     if rule.example:
         lines += ["## Example", "", f"    {rule.example}", ""]
+    lines += _cases_section(rule)
     if rule.help:
         lines += ["## How to fix", "", rule.help, ""]
     fixes = ", ".join(f"[{name}](../passes/{name}.md)" for name in rule.fixes)
@@ -62,15 +111,50 @@ def render_rule_markdown(rule: Rule, targets: list[Target] | None = None) -> str
     return "\n".join(lines)
 
 
-def _fact_suffix(fact: Fact) -> str:
-    flag = " **(unverified)**" if not fact.verified else ""
-    note = f" — {fact.note}" if fact.note else ""
-    return f" [{fact.source}]{flag}{note}"
+PROBED_WORDS = {"reject": "fails", "cpu": "CPU", "npu": "NPU", "untestable": "no verdict"}
 
 
-def _constraint_line(c: Constraint, default_effect: str) -> str:
+class _Facts:
+    """How a target page cites a fact: its source and kind, and what recorded probes of it
+    showed with the compiler version the profile describes."""
+
+    def __init__(self, target: Target):
+        from portlint.probe.evidence import shipped
+
+        self.target = target
+        self.tool = ""
+        self.probed: dict[str, list[str]] = {}
+        for evidence in shipped():
+            if evidence.target != target.name or evidence.version != target.toolchain_version:
+                continue
+            for r in evidence.records:
+                side = r.id.rsplit(":", 1)[1] if r.id.startswith("limit:") else ""
+                said = f"{side} {PROBED_WORDS[r.compiler]}".strip()
+                self.probed.setdefault(r.fact, []).append(said)
+            self.tool = f"{evidence.toolchain} {evidence.version}"
+
+    def unlisted(self) -> str:
+        """What the probes of ops the profile does not list showed, one op each."""
+        found = sorted(
+            f"{fact.removeprefix('unlisted.')} {said[0]}"
+            for fact, said in self.probed.items()
+            if fact.startswith("unlisted.")
+        )
+        return f" Probed with {self.tool}: {', '.join(found)}." if found else ""
+
+    def suffix(self, fact: Fact, key: str | None = None) -> str:
+        kind = self.target.evidence_kind(fact)
+        cited = fact.source if kind == "document" else f"{fact.source} · {kind}"
+        flag = " **(unverified)**" if not fact.verified else ""
+        found = self.probed.get(key or "")
+        probed = f" · probed with {self.tool}: {', '.join(found)}" if found else ""
+        note = f" — {fact.note}" if fact.note else ""
+        return f" [{cited}]{flag}{probed}{note}"
+
+
+def _constraint_line(c: Constraint, default_effect: str, facts: _Facts) -> str:
     effect = EFFECT_WORDS[c.effect or default_effect]
-    return f"- {c.rule}: {describe(c)} ({effect}){_fact_suffix(c)}"
+    return f"- {c.rule} `{c.id}`: {describe(c)} ({effect}){facts.suffix(c, f'constraints.{c.id}')}"
 
 
 def render_target_markdown(target: Target) -> str:
@@ -78,6 +162,7 @@ def render_target_markdown(target: Target) -> str:
     from portlint.target import SEVERITY_EFFECT
 
     rules = load_rules()
+    facts = _Facts(target)
     lines = [
         f"# {target.name}: {target.display_name}",
         "",
@@ -90,7 +175,8 @@ def render_target_markdown(target: Target) -> str:
         "",
     ]
     lines += [
-        f"- [{s.key}] {s.cite()}" + (f" — {s.note}" if s.note else "")
+        f"- [{s.key}]{'' if s.kind == 'document' else f' ({s.kind})'} {s.cite()}"
+        + (f" — {s.note}" if s.note else "")
         for s in target.sources.values()
     ]
     if target.opset_fact is not None:
@@ -99,43 +185,42 @@ def render_target_markdown(target: Target) -> str:
             "## Opset",
             "",
             f"- ONNX opset {target.opset_min or '?'}..{target.opset_max or '?'}"
-            f"{_fact_suffix(target.opset_fact)}",
+            f"{facts.suffix(target.opset_fact)}",
         ]
     unsupported = EFFECT_WORDS[target.unsupported_effect]
     lines += [
         "",
         f"## Supported ops ({len(target.ops)})",
         "",
-        f"Ops not listed here: {unsupported}{_fact_suffix(target.unsupported_ops)}",
+        f"Ops not listed here: {unsupported}{facts.suffix(target.unsupported_ops)}."
+        + facts.unlisted(),
         "",
     ]
     for name, support in sorted(target.ops.items()):
         where = PLACEMENT_WORDS.get(support.placement, "")
-        lines.append(f"- {name}{where}{_fact_suffix(support)}")
+        lines.append(f"- {name}{where}{facts.suffix(support, f'ops.{name}')}")
     if target.patterns:
         lines += ["", "## Fused patterns", ""]
-        lines += [f"- {n}{_fact_suffix(p)}" for n, p in sorted(target.patterns.items())]
+        lines += [f"- {n}{facts.suffix(p)}" for n, p in sorted(target.patterns.items())]
     if target.constraints:
         lines += ["", "## Constraints", ""]
         lines += [
-            _constraint_line(c, SEVERITY_EFFECT[rules.get(c.rule).severity])
+            _constraint_line(c, SEVERITY_EFFECT[rules.get(c.rule).severity], facts)
             for c in target.constraints
         ]
     if target.defects:
-        from portlint.defect_patterns import DEFECT_PATTERNS
-
         lines += ["", "## Known toolchain defects", ""]
         for d in target.defects:
             active = (
                 "" if d.applies_to(target.toolchain_version, target.chip) else " (not this one)"
             )
             chips = f" on {', '.join(d.chips)} only" if d.chips else ""
-            pattern = DEFECT_PATTERNS[d.pattern].description
+            pattern = DEFECT_PATTERNS[d.pattern]
             lines.append(
                 f"- **{d.id}**, {target.toolchain} {', '.join(d.versions)}{chips}{active}: on "
                 f"{pattern}, "
                 f"{d.what} ({EFFECT_WORDS[d.effect]}). Workaround: {d.workaround}."
-                f"{_fact_suffix(d)}"
+                f"{facts.suffix(d)}"
             )
     for key, value in target.info.items():
         lines += ["", f"## {key.capitalize()}", "", "```yaml", _yaml(value).rstrip(), "```"]
@@ -156,33 +241,27 @@ PLACEMENT_WORDS = {
 GENERATED = "<!-- generated by `portlint docs` from rules/ and targets/; do not edit -->\n\n"
 
 
-def verified_share(target: Target) -> tuple[int, int]:
-    """How many of a profile's facts (ops, constraints, opset, fallback) a vendor document backs."""
-    facts = [
-        *target.ops.values(),
-        *target.patterns.values(),
-        *target.constraints,
-        *target.defects,
-        target.unsupported_ops,
-    ]
-    facts += [f for f in (target.opset_fact, target.partitioning_fact) if f is not None]
-    return sum(1 for f in facts if f.verified), len(facts)
+def evidence_summary(target: Target) -> str:
+    """The profile's facts counted by the kind of evidence behind them, strongest first."""
+    facts = target.facts()
+    kinds = Counter(target.evidence_kind(f) for f in facts)
+    counted = ", ".join(f"{kinds[k]} {k}" for k in EVIDENCE_KINDS if kinds[k])
+    unverified = sum(1 for f in facts if not f.verified)
+    return f"{len(facts)} facts: {counted}" + (f" ({unverified} unverified)" if unverified else "")
 
 
 def _targets_index(targets: list[Target]) -> str:
     lines = [
         "# Targets",
         "",
-        "| target | chip | toolchain | status | ops | constraints | "
-        "facts backed by a vendor document |",
+        "| target | chip | toolchain | status | ops | constraints | facts by evidence |",
         "|---|---|---|---|---|---|---|",
     ]
     for t in targets:
-        good, total = verified_share(t)
         lines.append(
             f"| [{t.name}]({t.name}.md) | {t.display_name} | {t.toolchain} "
             f"{t.toolchain_version} | {t.status} | {len(t.ops)} | "
-            f"{len(t.constraints)} | {good}/{total} |"
+            f"{len(t.constraints)} | {evidence_summary(t)} |"
         )
     return GENERATED + "\n".join(lines) + "\n"
 
@@ -206,7 +285,7 @@ SEMANTICS_WORDS = {
 }
 
 
-def render_pass_markdown(item: Pass) -> str:
+def render_pass_markdown(item: PassInfo) -> str:
     options = [f"- `{o.name}`: {o.help}" for o in item.options]
     registry = load_rules()
     rules = ", ".join(
@@ -239,7 +318,7 @@ def render_pass_markdown(item: Pass) -> str:
     )
 
 
-def _passes_index(passes: list[Pass]) -> str:
+def _passes_index(passes: list[PassInfo]) -> str:
     lines = ["# Rewrite passes", "", "| pass | semantics | summary |", "|---|---|---|"]
     lines += [f"| [{p.name}]({p.name}.md) | {p.semantics.value} | {p.summary} |" for p in passes]
     return GENERATED + "\n".join(lines) + "\n"
@@ -247,7 +326,9 @@ def _passes_index(passes: list[Pass]) -> str:
 
 def render_docs() -> dict[str, str]:
     """Every generated doc page, keyed by its path under docs/."""
+    from portlint.profile_reference import render_profile_reference
     from portlint.target import load_target, shipped_target_names
+    from portlint.validation_doc import render_validation
 
     rules = list(load_rules())
     targets = [load_target(name) for name in shipped_target_names()]
@@ -256,10 +337,12 @@ def render_docs() -> dict[str, str]:
         pages[f"rules/{rule.code}-{rule.name}.md"] = GENERATED + render_rule_markdown(rule, targets)
     for target in targets:
         pages[f"targets/{target.name}.md"] = GENERATED + render_target_markdown(target)
-    passes = list(PASSES.values())
+    passes = list(CATALOG.values())
     pages["passes/README.md"] = _passes_index(passes)
     for item in passes:
         pages[f"passes/{item.name}.md"] = GENERATED + render_pass_markdown(item)
+    pages["profiles.md"] = GENERATED + render_profile_reference(targets)
+    pages["targets/validation.md"] = GENERATED + render_validation()
     return pages
 
 

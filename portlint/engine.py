@@ -5,14 +5,18 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from portlint.checks import CHECKS, CheckContext
+from portlint.checks.catalog import CheckContext, check_of
 from portlint.config import Config
 from portlint.findings import NODE, Finding, RawFinding
 from portlint.graph_view import GraphView
-from portlint.model_io import gc_paused
+from portlint.model_io.loaded import gc_paused
 from portlint.rule import Rule, RuleRegistry, Severity
 from portlint.target import EFFECTS, SEVERITY_EFFECT, Target, effect_severity
+
+if TYPE_CHECKING:
+    from portlint.graph_outline import GraphOutline
 
 RUNS, RUNS_WITH_FALLBACK, DOES_NOT_COMPILE = "runs", "runs with CPU fallback", "does not compile"
 
@@ -53,6 +57,9 @@ class ModelReport:
     targets: list[TargetReport]
     inference_error: str | None = None
     unmatched_ignores: list[str] = field(default_factory=list)
+    graph: GraphOutline | None = None
+    """The live graph as the check saw it (set by ``portlint.api``), so reports draw and name
+    it without reading the model again."""
 
     @property
     def findings(self) -> list[Finding]:
@@ -200,7 +207,7 @@ def check_target(
     by_code = {r.code: r for r in rules}
     findings: list[Finding] = []
     for rule in rules:
-        for raw in CHECKS[rule.check](CheckContext(view, target, rule.code)):
+        for raw in check_of(rule)(CheckContext(view, target, rule.code)):
             actual_rule = by_code.get(raw.rule or rule.code)
             if actual_rule is None:
                 continue  # reported under a rule the user did not select (e.g. PL200)

@@ -16,7 +16,13 @@ from portlint.graph_view import GraphView, NodeView, TensorInfo
 
 Subject = NodeView | TensorInfo
 NODE, GRAPH_INPUT, TENSOR, GRAPH = "node", "graph_input", "tensor", "graph"
-SCOPES = (NODE, GRAPH_INPUT, TENSOR, GRAPH)
+SCOPES = {
+    NODE: "each node whose op type the constraint lists (the default)",
+    GRAPH_INPUT: "each input of the graph",
+    TENSOR: "every tensor: graph inputs, outputs and intermediate values",
+    GRAPH: "the graph as a whole (only `static: true`, rule PL201)",
+}
+"""What a constraint is evaluated on; a field declares the scopes it can be computed in."""
 
 
 class Unknown(Exception):
@@ -72,27 +78,32 @@ per node)."""
 def _attribute_field(name: str) -> Field | None:
     if name.startswith("has_attr.") and len(name) > 9:
         attr = name[9:]
+
+        def written(node: NodeView, view: GraphView) -> bool:
+            return attr in node.explicit_attributes
+
         return Field(
             name,
             f"{attr} written",
             f"whether attribute `{attr}` is written explicitly",
             (NODE,),
-            lambda node, view: attr in node.explicit_attributes,
+            written,
         )
     if name.startswith("attr.") and len(name) > 5:
         attr = name[5:]
         return Field(
-            name,
-            attr,
-            f"attribute `{attr}` (ONNX default applied)",
-            (NODE,),
-            lambda node, view: _attribute(node, attr),
+            name, attr, f"attribute `{attr}` (ONNX default applied)", (NODE,), _attribute(attr)
         )
     return None
 
 
-def _attribute(node: NodeView, name: str) -> Any:
-    return node.attributes.get(name)
+def _attribute(name: str) -> Callable[[NodeView, GraphView], Any]:
+    """A field function reading attribute ``name`` as written (or its ONNX default)."""
+
+    def value(node: NodeView, view: GraphView) -> Any:
+        return node.attributes.get(name)
+
+    return value
 
 
 def _tensor(view: GraphView, name: str, what: str) -> TensorInfo:
@@ -247,9 +258,7 @@ def axis(node: NodeView, view: GraphView) -> int | None:
 
 
 for _name in ("mode", "coordinate_transformation_mode", "nearest_mode"):
-    field(_name, _name, f"Resize `{_name}` attribute")(
-        lambda node, view, _attr=_name: node.attributes.get(_attr)
-    )
+    field(_name, _name, f"Resize `{_name}` attribute")(_attribute(_name))
 
 
 @field("resize_scales", "scale", "Resize scale factors on H and W", spatial=True)

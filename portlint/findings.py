@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from portlint.facts import Source
 from portlint.rule import Severity
-from portlint.target import Source
 
 NODE, TENSOR, GRAPH_INPUT, GRAPH = "node", "tensor", "graph_input", "graph"
 

@@ -15,18 +15,14 @@ from typing import Any
 import numpy as np
 import onnx
 
-from portlint import model_io
 from portlint.config import Config
 from portlint.engine import TargetReport
 from portlint.errors import EXIT_FINDINGS, ConfigError, PortlintError, first_line, suggest
 from portlint.graph_view import display_names
 from portlint.in_memory import check_in_memory, view_of
-from portlint.model_io import copy_model
-from portlint.model_write import scratch_folder
-from portlint.numerics import Deviation, NumericsError, compare, random_inputs, run
-from portlint.passes import PASSES, Pass, PassContext, PassResult, Semantics, get_pass
-from portlint.passes.surgery import to_graph, to_model
-from portlint.passes.weightless import (
+from portlint.model_io import loaded
+from portlint.model_io.loaded import copy_model
+from portlint.model_io.weightless import (
     checkable,
     gigabytes,
     light_copy,
@@ -36,6 +32,11 @@ from portlint.passes.weightless import (
     staged,
     too_big,
 )
+from portlint.model_io.write import scratch_folder
+from portlint.numerics import Deviation, NumericsError, compare, random_inputs, run
+from portlint.passes.base import Pass, PassContext, PassResult, Semantics
+from portlint.passes.registry import PASSES, get_pass
+from portlint.passes.surgery import to_graph, to_model
 from portlint.target import Target
 
 __all__ = [
@@ -390,14 +391,14 @@ class _Prover:
         except (OSError, ValueError) as exc:
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
-            if size < model_io.PROTOBUF_LIMIT:  # it can still go from memory
+            if size < loaded.PROTOBUF_LIMIT:  # it can still go from memory
                 return run(model, feeds, list(outputs) or None)
             raise NumericsError(_too_big_text(size, first_line(exc))) from exc
         try:
             values = run(path, feeds, list(outputs) or None)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        past = ", past the 2 GB protobuf limit" if size >= model_io.PROTOBUF_LIMIT else ""
+        past = ", past the 2 GB protobuf limit" if size >= loaded.PROTOBUF_LIMIT else ""
         self.staged = (
             f"onnxruntime ran it from a staged file with its weights as external data (the "
             f"model is {gigabytes(size)}{past})"

@@ -19,16 +19,9 @@ import onnx
 from onnx import numpy_helper
 
 from portlint.activations import TensorStats
-from portlint.model_io import (
-    ITEM_SIZES,
-    LoadedModel,
-    NodeTable,
-    PayloadReader,
-    constant_source,
-    corrupt_tensor,
-    gc_paused,
-    malformed_node,
-)
+from portlint.model_io.loaded import LoadedModel, NodeTable, gc_paused
+from portlint.model_io.payload import PayloadReader
+from portlint.model_io.validate import ITEM_SIZES, constant_source, corrupt_tensor, malformed_node
 from portlint.onnx_defaults import AttributeTypeError, attributes_key, resolved_attributes
 from portlint.patterns import find_patterns
 from portlint.weights import WeightStore
@@ -226,7 +219,7 @@ def build_view(loaded: LoadedModel) -> GraphView:
     tensors = _collect_tensors(graph, raw_nodes, table, constants)
     names = _display_names(table.names, table.ops)
     folded = _folded_nodes(table, graph, tensors)
-    patterns = find_patterns(raw_nodes, table)
+    patterns = find_patterns(graph, raw_nodes, table)
     default_opset = opsets.get("ai.onnx", 0)
     attributes = _Attributes(opsets, tensors, loaded.path)
     nodes = []

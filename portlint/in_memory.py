@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import onnx
 
 from portlint.config import Config
 from portlint.engine import TargetReport, check_target, selected_rules
 from portlint.graph_view import GraphView, build_view
+from portlint.model_io.weightless import light_loaded
 from portlint.rule import load_rules
 from portlint.target import Target
-
-IN_MEMORY = Path("<in memory>")
 
 
 def view_of(
@@ -21,8 +19,6 @@ def view_of(
 ) -> GraphView:
     """A shape-inferred read-only view of an in-memory model: its weights are neither copied
     nor inferred over; the numerics rules read the ones they need from ``model``."""
-    from portlint.passes.weightless import light_loaded  # passes import this module
-
     return build_view(light_loaded(model, input_shapes))
 
 

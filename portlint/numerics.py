@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from portlint.errors import PortlintError, first_line
-from portlint.model_io import copy_model
+from portlint.model_io.loaded import copy_model
 
 SEED = 20261123
 MAX_INPUT_ELEMENTS = 2**28

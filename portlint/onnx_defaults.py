@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import onnx
 
-if TYPE_CHECKING:
-    from portlint.graph_view import TensorInfo
+
+class TensorInfo(Protocol):
+    """What the defaults need of a tensor: its shape, if known (``graph_view.TensorInfo``;
+    declared here so this module stays below the graph view that uses it)."""
+
+    @property
+    def shape(self) -> tuple[Any, ...] | None: ...
+
 
 WINDOWED_OPS = frozenset(
     {"Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool", "LpPool"}

@@ -4,18 +4,23 @@ One sentence per predicate serves three readers: the CLI message ("output channe
 not a multiple of 4"), the generated target docs ("output channels must be a multiple of
 4") and the JSON ``limit`` field. Writing it once keeps the three from drifting apart.
 
-List-valued fields (kernel, strides, ...) satisfy a scalar predicate when every element
-does; an operand written "HxW" compares the whole value.
+Each predicate also declares its operand twice, side by side: as a check the loader runs and
+as the JSON Schema editors validate with (``portlint.profile_schema``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 _HXW = re.compile(r"^\d+(?:\.\d+)?(?:x\d+(?:\.\d+)?)+$")
+LIST_VALUES = (
+    "A list-valued field (kernel, strides, ...) satisfies a scalar predicate when every element "
+    'does; an operand written "HxW" (`"3x3"`) compares the whole value.'
+)
+"""How a predicate reads list values; the profile reference quotes it."""
 
 
 def parse_operand(value: Any) -> Any:
@@ -84,6 +89,10 @@ class Predicate:
     requirement: str
     operand_ok: Callable[[Any], bool]
     operand_kind: str
+    doc: str
+    """What holds when the predicate passes, for the profile reference."""
+    operand_schema: Mapping[str, Any]
+    """The JSON Schema of what ``operand_ok`` accepts (without the order of a range)."""
 
     def explain_failure(self, operand: Any) -> str:
         return self.failure.format(op=format_options(operand), **_range_parts(operand))
@@ -107,6 +116,9 @@ def _range_ok(operand: Any) -> bool:
     )
 
 
+_NON_EMPTY_LIST = {"type": "array", "minItems": 1}
+_NUMBER = {"type": "number"}
+
 PREDICATES: dict[str, Predicate] = {
     p.name: p
     for p in (
@@ -117,6 +129,8 @@ PREDICATES: dict[str, Predicate] = {
             "must be one of {op}",
             lambda o: isinstance(o, list) and bool(o),
             "a non-empty list",
+            "the value is one of the listed values",
+            _NON_EMPTY_LIST,
         ),
         Predicate(
             "not_one_of",
@@ -125,6 +139,8 @@ PREDICATES: dict[str, Predicate] = {
             "must not be any of {op}",
             lambda o: isinstance(o, list) and bool(o),
             "a non-empty list",
+            "the value is none of the listed values",
+            _NON_EMPTY_LIST,
         ),
         Predicate(
             "range",
@@ -133,6 +149,14 @@ PREDICATES: dict[str, Predicate] = {
             "must be within [{lo}, {hi}]",
             _range_ok,
             "a [min, max] pair of numbers",
+            "the value lies within [min, max], both ends included",
+            {
+                "type": "array",
+                "items": {"type": "number"},
+                "minItems": 2,
+                "maxItems": 2,
+                "title": "[min, max]",
+            },
         ),
         Predicate(
             "min",
@@ -141,6 +165,8 @@ PREDICATES: dict[str, Predicate] = {
             "must be at least {op}",
             _is_number,
             "a number",
+            "the value is at least the operand",
+            _NUMBER,
         ),
         Predicate(
             "max",
@@ -149,14 +175,18 @@ PREDICATES: dict[str, Predicate] = {
             "must be at most {op}",
             _is_number,
             "a number",
+            "the value is at most the operand",
+            _NUMBER,
         ),
         Predicate(
             "multiple_of",
             lambda v, o: _each(v, lambda x: x % o == 0),
             "is not a multiple of {op}",
             "must be a multiple of {op}",
-            lambda o: isinstance(o, int) and o > 0,
+            lambda o: _is_number(o) and isinstance(o, int) and o > 0,
             "a positive integer",
+            "the value is a whole multiple of the operand (alignment)",
+            {"type": "integer", "minimum": 1},
         ),
         Predicate(
             "equals",
@@ -165,6 +195,8 @@ PREDICATES: dict[str, Predicate] = {
             "must be {op}",
             lambda o: o is not None,
             "a value",
+            "the value equals the operand",
+            {"not": {"type": "null"}, "title": "a value"},
         ),
     )
 }

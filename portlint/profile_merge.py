@@ -13,7 +13,16 @@ from typing import Any
 
 from portlint.yaml_io import Where
 
-MERGE_ONLY_KEYS = ("extends", "remove_ops", "remove_constraints")
+MERGE_ONLY_KEYS = {
+    "extends": "the profile this one starts from: a target name, or a YAML file next to this one",
+    "remove_ops": "op types to drop from the parent's op list (each must be listed there)",
+    "remove_constraints": "ids of the parent's constraints to drop (each must exist there)",
+}
+"""Keys a derived profile may write besides the profile's own; they never reach the loader."""
+MERGED_BY_KEY = ("sources", "patterns")
+"""Mappings: the child's entries join the parent's, replacing those of the same key."""
+APPENDED = ("ops", "constraints", "defects")
+"""Lists: the child's entries follow the parent's."""
 LINEAGE = "_extends_chain"
 """Set on a merged profile: the names it extends, nearest first (``my-board`` -> rk3588), so
 a derived profile still finds the compiler and chip of the profile it came from."""
@@ -39,8 +48,7 @@ def resolve_extends(
 
 
 def merge(parent: Mapping[str, Any], child: Mapping[str, Any], where: Where) -> dict[str, Any]:
-    """Child keys replace the parent's; sources/patterns merge; ops/constraints/defects
-    append."""
+    """Child keys replace the parent's, except ``MERGED_BY_KEY`` and ``APPENDED``."""
     merged = dict(parent)
     # Removals apply to what the parent brings, so a child can drop an inherited constraint
     # and restate it under the same id.
@@ -50,9 +58,9 @@ def merge(parent: Mapping[str, Any], child: Mapping[str, Any], where: Where) -> 
     for key, value in child.items():
         if key in MERGE_ONLY_KEYS or key == LINEAGE:
             continue
-        if key in ("sources", "patterns"):
+        if key in MERGED_BY_KEY:
             merged[key] = {**(parent.get(key) or {}), **(value or {})}
-        elif key in ("ops", "constraints", "defects"):
+        elif key in APPENDED:
             merged[key] = [*(parent.get(key) or []), *(value or [])]
         else:
             merged[key] = value

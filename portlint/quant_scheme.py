@@ -12,13 +12,51 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from portlint.target import Fact, Target
+from portlint.facts import Fact
 from portlint.yaml_io import Where
 
-GRANULARITIES = ("per-tensor", "per-channel")
-SIXTEEN_BIT_LAYERS = ("outputs", "detector-heads", "wide-range")
-"""Where a vendor advises 16 bits: the layers producing the model's outputs, a detector's
-head convolutions, or any tensor whose values exceed ``range_above``."""
+GRANULARITIES = {
+    "per-tensor": "one scale for the whole weight tensor",
+    "per-channel": "one scale per output channel",
+}
+SIXTEEN_BIT_LAYERS = {
+    "outputs": "the layers producing the model's outputs",
+    "detector-heads": "a detector's head convolutions",
+    "wide-range": "any tensor whose values exceed `range_above`",
+}
+"""Where a vendor advises 16 bits."""
+SCHEME_KEYS = {
+    "weights": "how weights are quantized",
+    "activations": "how activations are quantized",
+    "power_of_two_scales": "whether every scale is a power of two: `true`, `false`, or "
+    "`{value: ..., source: ...}`; free text (a mode-dependent answer) is no answer",
+    "shared_scale_ops": "ops whose inputs must share one scale: a list of op types, or "
+    "`{ops: [...], source: ...}`",
+    "shared_scale": "the source and note of `shared_scale_ops`, when written apart",
+    "inherit_q_ops": "ops whose output keeps its input's scale (they cannot rescale), written "
+    "like `shared_scale_ops`",
+    "fixed_q_ops": "ops whose output is pinned to a fixed range, written like `shared_scale_ops`",
+    "sixteen_bit": "where the vendor advises 16 bits",
+}
+"""The keys of ``quantization`` that ``parse_scheme`` reads; others are informational."""
+WEIGHT_KEYS = {
+    "bits": "the bit widths offered, e.g. `[8, 16]`",
+    "granularity": "how many scales a weight tensor gets",
+    "symmetric": "whether the zero point is 0: `true`, `false` or `{value: ..., source: ...}`",
+    "default_bits": "the width a model gets unless the user picks another (default 8 when offered)",
+}
+ACTIVATION_KEYS = {key: WEIGHT_KEYS[key] for key in ("bits", "symmetric")}
+SIXTEEN_BIT_KEYS = {
+    "layers": "which layers to keep in 16 bits",
+    "range_above": "the value range above which a tensor counts as wide (with `wide-range`)",
+}
+APPROXIMATION_KEYS = {
+    "name": "the activation (op type or pattern name)",
+    "how": "how the target computes it (lookup table, piecewise-linear, ...)",
+    "max_error_percent": "the source's stated worst-case error, in percent",
+    "input_range_limit": "inputs beyond ± this break the approximation",
+}
+"""The keys of an ``activations.approximated`` entry that ``parse_approximations`` reads."""
 CALIBRATIONS = ("minmax", "percentile", "entropy")
 
 
@@ -205,11 +243,6 @@ def _sixteen_bit(
     return fact, None if limit is None else float(limit)
 
 
-def scheme_of(target: Target) -> QuantScheme:
-    """The target's scheme, parsed and validated when its profile was loaded."""
-    return target.quant_scheme or QuantScheme(target.name)
-
-
 @dataclass(frozen=True)
 class Approximation(Fact):
     """An activation the target computes approximately, and what the source says it costs."""
@@ -251,7 +284,3 @@ def parse_approximations(data: Any, where: Where) -> tuple[Approximation, ...]:
             )
         )
     return tuple(found)
-
-
-def approximations_of(target: Target) -> tuple[Approximation, ...]:
-    return target.approximations

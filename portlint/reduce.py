@@ -27,7 +27,7 @@ import onnx
 from onnx.utils import Extractor
 
 from portlint.graph_view import display_names
-from portlint.model_io import copy_model
+from portlint.model_io.loaded import copy_model
 from portlint.passes.surgery import keep_model_fields
 from portlint.toolchains.base import CompileResult
 

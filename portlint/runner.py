@@ -4,46 +4,28 @@ A CI job or a pre-commit hook hands portlint a folder or a list of files; one tr
 model or Git-LFS pointer must be reported for that file, not end the run. Workers are
 processes (checking is CPU-bound Python); results come back in the order the files were
 given, so reports are deterministic whatever finishes first.
+
+This module only fans a check out over files: the check of one model is handed in by the
+API (``portlint.api.check``), so nothing here depends on the layer above it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from portlint.config import Config
-from portlint.engine import ModelReport
 from portlint.errors import PortlintError
-from portlint.rule import Severity
+from portlint.results import FileError, Report
+
+if TYPE_CHECKING:
+    from portlint.engine import ModelReport
 
 MODEL_SUFFIX = ".onnx"
 
-
-@dataclass(frozen=True)
-class FileError:
-    """A model that could not be checked, with the one-line reason."""
-
-    path: Path
-    message: str
-
-
-@dataclass
-class Report:
-    """Everything one ``check`` run found, over every model it was given."""
-
-    models: list[ModelReport]
-    errors: list[FileError] = field(default_factory=list)
-    baselined: int = 0
-    stale_baseline: list[str] = field(default_factory=list)
-
-    @property
-    def findings(self):
-        return [f for m in self.models for f in m.findings]
-
-    def failing(self, fail_on: Severity) -> bool:
-        return any(f.severity.rank >= fail_on.rank for f in self.findings)
+CheckOne = Callable[[Path], "ModelReport"]
+"""The check of one model file; raises PortlintError when that file cannot be checked."""
 
 
 def expand(paths: Iterable[Path]) -> tuple[list[Path], list[FileError]]:
@@ -68,50 +50,45 @@ def expand(paths: Iterable[Path]) -> tuple[list[Path], list[FileError]]:
     return list(dict.fromkeys(files)), errors
 
 
-def _check_one(path: Path, config: Config, inputs=None) -> ModelReport | FileError:
-    from portlint.api import check_paths
-
+def _check_one(check: CheckOne, path: Path) -> ModelReport | FileError:
     try:
-        return check_paths([path], config, inputs)[0]
+        return check(path)
     except PortlintError as exc:
         return FileError(path, str(exc))
 
 
 def check_many(
     paths: Sequence[Path],
-    config: Config,
+    check: CheckOne,
     jobs: int | None = None,
     progress: Callable[[Path], None] | None = None,
-    inputs=None,
 ) -> Report:
-    """Check every model in ``paths`` (files or folders) with ``jobs`` worker processes.
+    """Run ``check`` on every model in ``paths`` (files or folders) with ``jobs`` workers.
 
-    Problems with the whole run (unknown target, bad config) still raise; problems with one
-    file become a ``FileError`` in the report. ``inputs`` (a ``portlint.inputs.InputsSpec``)
-    has each model's activations measured in its worker.
+    A file ``check`` rejects with a ``PortlintError`` becomes a ``FileError`` in the report;
+    problems with the whole run (unknown target, bad config) are the caller's to raise before
+    calling. With more than one worker ``check`` runs in other processes, so it must be
+    something they can import: a module-level function, or a ``functools.partial`` of one.
     """
-    from portlint.api import resolve_targets
-
-    resolve_targets(config)  # a bad target name fails once, before any worker starts
     files, errors = expand(paths)
     workers = min(jobs or os.cpu_count() or 1, len(files))  # 0 files: no pool at all
     results: list[ModelReport | FileError]
     if workers <= 1:
         results = []
         for path in files:
-            results.append(_check_one(path, config, inputs))
+            results.append(_check_one(check, path))
             if progress:
                 progress(path)
     else:
         from concurrent.futures import ProcessPoolExecutor  # (and logging): only with workers
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_check_one, path, config, inputs) for path in files]
+            futures = [pool.submit(_check_one, check, path) for path in files]
             results = []
             for path, future in zip(files, futures, strict=True):
                 results.append(future.result())
                 if progress:
                     progress(path)
-    models = [r for r in results if isinstance(r, ModelReport)]
+    models = [r for r in results if not isinstance(r, FileError)]
     errors += [r for r in results if isinstance(r, FileError)]
     return Report(models, errors)

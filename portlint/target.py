@@ -13,90 +13,95 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from portlint.errors import ProfileError, suggest
+from portlint.facts import EVIDENCE_KINDS, SOURCE_KEYS, Fact, Source
 from portlint.fields import GRAPH, NODE, SCOPES, get_field
+from portlint.pattern_catalog import DEFECT_PATTERNS, FUSED_PATTERNS
 from portlint.predicates import PREDICATES, parse_operand
 from portlint.profile_merge import LINEAGE, resolve_extends
+from portlint.quant_scheme import (
+    Approximation,
+    QuantScheme,
+    parse_approximations,
+    parse_scheme,
+)
 from portlint.resources import data_dir
 from portlint.rule import RuleRegistry, Severity, load_rules
 from portlint.yaml_io import Where, expect_mapping, expect_type, read_yaml
 
-if TYPE_CHECKING:
-    from portlint.quant_scheme import Approximation, QuantScheme
-
 SCHEMA_VERSION = 1
 EFFECTS = {"reject": Severity.ERROR, "cpu": Severity.WARNING, "slow": Severity.INFO}
 SEVERITY_EFFECT = {v: k for k, v in EFFECTS.items()}
-PLACEMENTS = ("npu", "cpu", "slow", "reject")
+EFFECT_WORDS = {  # how docs and the schema say what an effect means
+    "reject": "error: compile fails",
+    "cpu": "warning: runs on CPU",
+    "slow": "info: slower or less precise",
+    "accuracy": "info: changes the answers",
+}
+PLACEMENTS = {
+    "npu": "runs on the NPU (the default)",
+    "cpu": "the toolchain runs it on the host CPU (PL102)",
+    "slow": "runs on a slow path of the accelerator (PL107)",
+    "reject": "the toolchain refuses it; listed so that the refusal is sourced (PL101)",
+}
 """Where a listed op runs: the NPU, the host CPU, a slow path of the NPU, or nowhere."""
-TOP_KEYS = (
-    "portlint_profile",
-    "name",
-    "display_name",
-    "vendor",
-    "status",
-    "toolchain",
-    "summary",
-    "sources",
-    "opset",
-    "domains",
-    "unsupported_ops",
-    "ops",
-    "patterns",
-    "constraints",
-    "partitioning",
-    "defects",
-    "quantization",
-    "postprocessing",
-    "activations",
-    "notes",
-    LINEAGE,
-)
-CONSTRAINT_KEYS = (
-    "id",
-    "exclude_ops",
-    "rule",
-    "ops",
-    "scope",
-    "field",
-    "effect",
-    "source",
-    "verified",
-    "note",
-    "when",
-    "unless",
-    "static",
-    "table",
-    *PREDICATES,
-)
+FACT_KEYS = {
+    "source": "the key under `sources` of the document that states this fact",
+    "verified": "false when no vendor document backs the fact (reports flag it); default true",
+    "note": "free text shown with the fact: the document's wording, caveats",
+}
+"""What every sourced statement may carry (``Fact``)."""
+TOP_KEYS = {
+    "portlint_profile": "the version of the profile language: 1",
+    "name": "the target name (`--target NAME`): kebab-case, `@version` for an older "
+    "toolchain; a shipped profile is named like its file",
+    "display_name": "the chip as people write it, shown in reports",
+    "vendor": "who makes the chip",
+    "status": "`stable`, or `preview` for a profile built from thin sources",
+    "toolchain": "the compiler and version the facts hold for",
+    "summary": "a paragraph on the chip and toolchain, shown by `portlint targets show`",
+    "sources": "the documents the facts cite, by key: every `source:` names one",
+    "opset": "the ONNX opset range the toolchain accepts (PL103)",
+    "domains": 'the op domains the toolchain accepts, `""` being the default ONNX domain (PL104)',
+    "unsupported_ops": "what happens to an op the profile does not list (PL101)",
+    "ops": "the ops the toolchain accepts, in sourced groups with a placement",
+    "patterns": "multi-node patterns the toolchain fuses into one layer, by name",
+    "constraints": "limits on a field of nodes, tensors or the graph, each reported by a rule",
+    "partitioning": "how the compiler splits the graph between the NPU and the CPU",
+    "defects": "graph patterns that given toolchain versions are known to fail on (PL109)",
+    "quantization": "the integer scheme, read by the PL3xx rules and `compare --simulate`",
+    "postprocessing": "how the vendor recipe handles a detector's post-processing (informational)",
+    "activations": "which activations run natively and which are approximated",
+    "notes": "further sourced remarks, shown on the target page (informational)",
+    LINEAGE: "set by the loader on a derived profile; never written by hand",
+}
+CONSTRAINT_KEYS = {
+    "id": "a kebab-case name, unique in the profile, for `remove_constraints` in a derived one",
+    "exclude_ops": "op types the constraint skips (with `ops: '*'`)",
+    "rule": "the code of the rule that reports a violation",
+    "ops": "the op types it applies to, or `'*'` for every op (needed in scope node)",
+    "scope": "what it is evaluated on (default node)",
+    "field": "the quantity it limits (needed unless `table` or `static`)",
+    "effect": "what a violation costs (default: the rule's severity)",
+    **FACT_KEYS,
+    "when": "a condition: the constraint applies only where it holds",
+    "unless": "a condition: the constraint does not apply where it holds",
+    "static": "`true`: every input shape must be static (rule PL201, scope graph)",
+    "table": "the allowed combinations of several fields: a list of rows, each a mapping "
+    "field → allowed values; a subject passes when one row allows all its values",
+    **{name: predicate.doc for name, predicate in PREDICATES.items()},
+}
+CONSTRAINT_REQUIRED = ("id", "rule", "source")
+"""Every constraint has an id so that any of them can be removed by a derived profile."""
+CONSTRAINT_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*(?:@[0-9][0-9a-z.]*)?$")
 """Kebab-case, optionally ``@version`` for a toolchain-version variant (``rk3588@1.6``)."""
-PARTITION_MODELS = ("multi", "single")
-
-
-@dataclass(frozen=True)
-class Source:
-    key: str
-    title: str
-    url: str
-    version: str
-    date: str = ""
-    note: str = ""
-
-    def cite(self) -> str:
-        version = f" ({self.version})" if self.version else ""
-        return f"{self.title}{version} {self.url}".strip()
-
-
-@dataclass(frozen=True)
-class Fact:
-    """A sourced statement: where it comes from, whether a vendor document backs it."""
-
-    source: str
-    verified: bool = True
-    note: str = ""
+PARTITION_MODELS = {
+    "multi": "any op may run on the CPU while the ops around it stay on the NPU (the default)",
+    "single": "one NPU partition: the first op off the NPU sends every later op to the CPU (PL106)",
+}
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ class Constraint(Fact):
     effect: str | None = None
     when: Condition | None = None
     unless: Condition | None = None
+    id: str = ""  # unique in the profile; ``remove_constraints`` in a derived one names it
 
     def applies_to_op(self, op_type: str) -> bool:
         return (self.ops is None or op_type in self.ops) and op_type not in self.exclude_ops
@@ -149,20 +155,18 @@ class Defect(Fact):
         return version in self.versions and (not self.chips or chip in self.chips)
 
 
-DEFECT_KEYS = (
-    "id",
-    "pattern",
-    "versions",
-    "effect",
-    "what",
-    "workaround",
-    "options",
-    "passes",
-    "chips",
-    "source",
-    "verified",
-    "note",
-)
+DEFECT_KEYS = {
+    "id": "a name for the defect, unique in the profile",
+    "pattern": "the graph pattern the toolchain fails on",
+    "versions": "the toolchain versions that fail",
+    "effect": "what the failure costs (default reject)",
+    "what": "what goes wrong, in the toolchain's words",
+    "workaround": "how to get the model through anyway",
+    "options": "toolchain options that avoid it (a mapping, e.g. `disable_rules`)",
+    "passes": "`portlint fix` passes that remove the pattern",
+    "chips": "only builds for these chips fail; none listed = every chip",
+    **FACT_KEYS,
+}
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,28 @@ class Target:
         shipped = set(shipped_target_names())
         name = next((n for n in (self.name, *self.lineage) if n in shipped), self.name)
         return name.split("@", 1)[0]
+
+    def facts(self) -> list[Fact]:
+        """Every sourced statement the profile makes about the compiler."""
+        facts: list[Fact] = [
+            *self.ops.values(),
+            *self.patterns.values(),
+            *self.constraints,
+            *self.defects,
+            self.unsupported_ops,
+        ]
+        return facts + [f for f in (self.opset_fact, self.partitioning_fact) if f is not None]
+
+    def evidence_kind(self, fact: Fact) -> str:
+        """What kind of evidence backs ``fact``: its source's kind (probe, zoo, ...)."""
+        source = self.sources.get(fact.source)
+        return source.kind if source is not None else "document"
+
+    @property
+    def scheme(self) -> QuantScheme:
+        """How the target quantizes, parsed and validated when its profile was loaded (an
+        unknown scheme when the profile says nothing)."""
+        return self.quant_scheme or QuantScheme(self.name)
 
     @property
     def active_defects(self) -> tuple[Defect, ...]:
@@ -243,9 +269,10 @@ def _load_sources(data: Any, where: Where) -> dict[str, Source]:
         raise where.error("expected a non-empty mapping of source keys")
     sources = {}
     for key, entry in data.items():
-        entry = expect_mapping(
-            entry, where / key, ("title", "url", "version", "date", "note"), ("title", "url")
-        )
+        entry = expect_mapping(entry, where / key, SOURCE_KEYS, ("title", "url"))
+        kind = entry.get("kind", "document")
+        if kind not in EVIDENCE_KINDS:
+            raise (where / key / "kind").error(f"must be one of {', '.join(EVIDENCE_KINDS)}")
         sources[key] = Source(
             str(key),
             str(entry["title"]),
@@ -253,6 +280,7 @@ def _load_sources(data: Any, where: Where) -> dict[str, Source]:
             str(entry.get("version", "")),
             str(entry.get("date", "")),
             str(entry.get("note", "")),
+            kind,
         )
     return sources
 
@@ -281,12 +309,10 @@ def _load_ops(data: Any, where: Where, sources: Mapping[str, Source]) -> dict[st
 
 
 def _load_patterns(data: Any, where: Where, sources: Mapping[str, Source]) -> dict[str, OpSupport]:
-    from portlint.patterns import PATTERN_NAMES
-
     patterns = {}
     for name, entry in (data or {}).items():
-        if name not in PATTERN_NAMES:
-            raise (where / name).error(f"unknown pattern (known: {', '.join(PATTERN_NAMES)})")
+        if name not in FUSED_PATTERNS:
+            raise (where / name).error(f"unknown pattern (known: {', '.join(FUSED_PATTERNS)})")
         entry = expect_mapping(entry, where / name, ("source", "verified", "note"), ("source",))
         fact = _fact(entry, where / name, sources)
         patterns[name] = OpSupport(fact.source, fact.verified, fact.note)
@@ -344,7 +370,9 @@ def _load_constraint(
     i: int, data: Any, where: Where, sources: Mapping[str, Source], rules: RuleRegistry
 ) -> Constraint:
     here = where / i
-    data = expect_mapping(data, here, CONSTRAINT_KEYS, ("rule", "source"))
+    data = expect_mapping(data, here, CONSTRAINT_KEYS, CONSTRAINT_REQUIRED)
+    if not isinstance(data["id"], str) or not CONSTRAINT_ID.match(data["id"]):
+        raise (here / "id").error(f"constraint ids are kebab-case, got {data['id']!r}")
     code = data["rule"]
     if not isinstance(code, str) or code not in rules:
         raise suggest(str(code), [r.code for r in rules], f"rule code in {here / 'rule'}:")
@@ -394,6 +422,7 @@ def _load_constraint(
         effect,
         when,
         unless,
+        data["id"],
     )
 
 
@@ -424,8 +453,6 @@ def _load_partitioning(
 
 
 def _load_defects(data: Any, where: Where, sources: Mapping[str, Source]) -> tuple[Defect, ...]:
-    from portlint.defect_patterns import DEFECT_PATTERNS
-
     if data is None:
         return ()
     if not isinstance(data, list):
@@ -513,8 +540,6 @@ def parse_target(data: Any, path: Path, rules: RuleRegistry) -> Target:
         raise (where / "constraints").error("constraint ids must be unique")
     for key in ("quantization", "postprocessing", "activations", "notes"):
         _check_info_sources(data.get(key), where / key, sources)
-    from portlint.quant_scheme import parse_approximations, parse_scheme  # they read Target
-
     scheme = parse_scheme(data.get("quantization"), where / "quantization", name)
     approximations = parse_approximations(data.get("activations"), where / "activations")
     partitioning, partitioning_fact = _load_partitioning(data.get("partitioning"), where, sources)
@@ -596,6 +621,12 @@ def _raw_loader(extra_dirs: tuple[Path, ...]):
         return read_yaml(path), path
 
     return load_raw
+
+
+def raw_profile(target: Target) -> Any:
+    """The profile's YAML data with its ``extends`` chain merged in, as the loader saw it:
+    what a derived profile copies a fact from to restate it."""
+    return resolve_extends(read_yaml(target.path), target.path, _raw_loader(()))
 
 
 @lru_cache(maxsize=64)

@@ -364,7 +364,7 @@ def verify_model(
     ops = {name: node.op_type for name, node in zip(names, model.graph.node, strict=True)}
     found = compare(target, prediction, result, ops)
     if request.reduce and result.has_verdict and not result.converts:
-        from portlint.model_io import load_for_fix
+        from portlint.model_io.load import load_for_fix
         from portlint.reduce import reduce_failure
 
         def run_in_memory(candidate: onnx.ModelProto) -> CompileResult:

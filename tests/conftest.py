@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import onnx
@@ -13,7 +15,7 @@ import pytest
 from portlint.config import Config
 from portlint.engine import ModelReport, check_model
 from portlint.graph_view import build_view
-from portlint.model_io import load_for_check
+from portlint.model_io.load import load_for_check
 from portlint.rule import load_rules
 from portlint.target import load_target
 
@@ -30,6 +32,7 @@ MINI_PROFILE = {
     "ops": [{"source": "manual", "names": ["Conv", "Relu"]}],
     "constraints": [
         {
+            "id": "conv-out-channels",
             "rule": "PL220",
             "ops": ["Conv"],
             "field": "out_channels",
@@ -140,3 +143,29 @@ def assert_one_line_error(result, *fragments: str) -> None:
     assert lines[0].startswith("portlint: error: ")
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+FAKE_RKNN = ROOT / "tests" / "data" / "toolchains" / "fake_rknn"
+
+
+@pytest.fixture(scope="session")
+def fake_rknn_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A venv whose `rknn` is the stand-in, with portlint's onnx/numpy visible through a
+    .pth file (as the real toolkit brings its own)."""
+    venv = tmp_path_factory.mktemp("fake-rknn-venv")
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (Path(site) / "portlint-test.pth").write_text("\n".join([str(FAKE_RKNN), *paths]) + "\n")
+    shutil.copytree(
+        FAKE_RKNN / "rknn_toolkit2-2.5.0.dist-info", Path(site) / "rknn_toolkit2-2.5.0.dist-info"
+    )
+    return str(python)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import FIXTURES, findings_of, parse, run_check
-from model_factory import build
 
 from portlint.config import Config
 from portlint.engine import DOES_NOT_COMPILE, RUNS, RUNS_WITH_FALLBACK
+from portlint.probe.factory import build
 from portlint.rule import Severity
 from portlint.target import load_target
 
@@ -133,7 +133,7 @@ def test_control_flow_the_target_lists_is_not_reported(tmp_path: Path) -> None:
 def test_dynamic_batch_names_the_input_and_first_node() -> None:
     from portlint.engine import check_model
     from portlint.graph_view import build_view
-    from portlint.model_io import load_for_check
+    from portlint.model_io.load import load_for_check
     from portlint.rule import load_rules
 
     path = FIXTURES / "dynamic_batch.onnx"
@@ -183,7 +183,7 @@ def test_hailo_conv_table_is_info_for_unlisted_combination(tmp_path: Path) -> No
 
 def test_stride_equal_to_kernel_row_matches_any_kernel(tmp_path: Path) -> None:
     patchify = build("Conv", "kernel_shape", (4, 4))
-    from model_factory import Spec, apply
+    from portlint.probe.factory import Spec, apply
 
     spec = apply(apply(Spec("Conv"), "kernel_shape", (4, 4)), "strides", (4, 4))
     assert findings_of(run_check(build("Conv", base=spec), tmp_path, "hailo8"), "PL215") == []
@@ -201,7 +201,7 @@ def test_silu_pattern_is_judged_as_one_layer(tmp_path: Path) -> None:
 
 
 def test_per_op_batch_limit_for_gna_convolution(tmp_path: Path) -> None:
-    from model_factory import Spec
+    from portlint.probe.factory import Spec
 
     batch2 = build("Conv", base=Spec("Conv", n=2, c=8, out=8, kernel=(1, 1), pads=(0, 0, 0, 0)))
     found = [

@@ -40,4 +40,7 @@ def test_targets_show_markdown_has_sources_and_unverified_flags() -> None:
     assert text.startswith("# intel-gna: ")
     assert "## Sources" in text and "https://github.com/openvinotoolkit/openvino" in text
     assert "**(unverified)**" in text
-    assert "- PL220: Conv: output channels must be a multiple of 4 (error: compile fails)" in text
+    assert (
+        "- PL220 `conv-out-channels-multiple`: Conv: output channels must be a multiple of 4 "
+        "(error: compile fails)" in text
+    )

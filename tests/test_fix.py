@@ -14,12 +14,12 @@ from conftest import FIXTURES, run_cli
 from onnx import helper
 from pass_helpers import model_of, weight
 
-from portlint import passes as registry
 from portlint.api import fix_path
 from portlint.config import Config
 from portlint.fixer import FixError, FixRequest, check_in_memory
 from portlint.numerics import random_inputs, run
-from portlint.passes import Pass, PassResult, Semantics
+from portlint.passes import registry
+from portlint.passes.base import Pass, PassResult, Semantics
 from portlint.rule import load_rules
 from portlint.target import load_target
 

@@ -1,6 +1,6 @@
 """``fix`` on models past protobuf's 2 GB: proven from a staged file, data beside the output.
 
-CI cannot build a 2 GB model, so the limit is lowered to 1 MB (``model_io.PROTOBUF_LIMIT``
+CI cannot build a 2 GB model, so the limit is lowered to 1 MB (``model_io.loaded.PROTOBUF_LIMIT``
 is read at each use) and a model of a few MB takes every path a real one would. The real
 thing is ``PORTLINT_BIG_TESTS=1 pytest tests/test_no_data_lost.py``.
 """
@@ -16,22 +16,24 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from model_factory import conv_stack
 from onnx import helper, numpy_helper
 
-from portlint import fixer, model_io
+from portlint import fixer
 from portlint.api import fix
 from portlint.cli import main
 from portlint.config import Config
 from portlint.engine import check_target, selected_rules
 from portlint.fixer import FixError, FixRequest, Owned, _tidy, fix_model
 from portlint.graph_view import build_view
-from portlint.in_memory import IN_MEMORY, check_in_memory
-from portlint.model_io import view_model
-from portlint.model_write import protobuf_size
-from portlint.passes import decompose, weightless
+from portlint.in_memory import check_in_memory
+from portlint.model_io import loaded, weightless
+from portlint.model_io.load import view_model
+from portlint.model_io.loaded import IN_MEMORY
+from portlint.model_io.weightless import is_stripped, light_copy
+from portlint.model_io.write import protobuf_size
+from portlint.passes import decompose
 from portlint.passes.base import PassContext
-from portlint.passes.weightless import is_stripped, light_copy
+from portlint.probe.factory import conv_stack
 from portlint.rule import load_rules
 from portlint.target import load_target
 
@@ -42,7 +44,7 @@ CHANNELS, CONVS = 256, 6  # 256 KB of weights per Conv: 1.5 MB, past the lowered
 
 @pytest.fixture(autouse=True)
 def lowered_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(model_io, "PROTOBUF_LIMIT", LIMIT)
+    monkeypatch.setattr(loaded, "PROTOBUF_LIMIT", LIMIT)
 
 
 def _model(channels: int = CHANNELS, convs: int = CONVS) -> onnx.ModelProto:
@@ -261,7 +263,7 @@ def test_a_big_model_under_the_limit_is_staged_too_and_falls_back_to_memory(
     big: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """From ``STAGE_BYTES`` on, staging is the cheaper way; if it fails, memory still works."""
-    monkeypatch.setattr(model_io, "PROTOBUF_LIMIT", 2**31 - 1)
+    monkeypatch.setattr(loaded, "PROTOBUF_LIMIT", 2**31 - 1)
     monkeypatch.setattr(weightless, "STAGE_BYTES", LIMIT)
     done = fix(big, "nnom", tmp_path / "staged.onnx")
     [step] = [s for s in done.outcome.steps if s.changed]

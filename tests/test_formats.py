@@ -27,7 +27,7 @@ from portlint.target import load_target
 
 SCHEMA = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
 CASES = [
-    ("fixtures/yolov8n.onnx", ("rk3588", "hailo8")),
+    ("fixtures/yolov8n.onnx", ("rk3588", "hailo8", "edgetpu")),
     ("fixtures/odd_channels.onnx", ("intel-gna",)),
 ]
 COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
@@ -173,8 +173,8 @@ def test_cli_github_annotations(tmp_path: Path) -> None:
         assert message.startswith(escape_data(f.message))
     assert not summary.startswith("::")
     counts = [sum(f.severity is s for f in findings) for s in Severity]
-    expected = "portlint: {} errors, {} warnings, {} info in 1 model on 2 targets"
-    assert summary == expected.format(*counts)
+    expected = "portlint: {} errors, {} warnings, {} info in 1 model on {} targets"
+    assert summary == expected.format(*counts, len(targets))
     out = tmp_path / "annotations.txt"
     written = run_cli(*args, "-o", str(out))
     assert written.returncode == 1 and written.stdout == ""

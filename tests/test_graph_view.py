@@ -10,7 +10,7 @@ from conftest import FIXTURES, parse, save
 from onnx import helper, numpy_helper
 
 from portlint.graph_view import build_view
-from portlint.model_io import load_for_check
+from portlint.model_io.load import load_for_check
 
 
 def _view(model: onnx.ModelProto, tmp_path: Path):

@@ -27,11 +27,13 @@ import pytest
 from conftest import FIXTURES, run_check, run_cli
 from onnx import TensorProto, helper
 
+from portlint.api import check
 from portlint.config import Config
 from portlint.engine import ModelReport, check_model
 from portlint.errors import ConfigError
+from portlint.graph_outline import outline
 from portlint.graph_view import build_view
-from portlint.model_io import load_for_check
+from portlint.model_io.load import load_for_check
 from portlint.report import html as html_report
 from portlint.report import renderer
 from portlint.report.html import PLACEMENT_COLOURS, layered_layout, target_key
@@ -199,6 +201,20 @@ def test_a_model_that_cannot_be_reread_still_reports(yolo: ModelReport, tmp_path
     assert len(Page(text).with_class("li", "finding")) == len(yolo.findings)
 
 
+def test_a_checked_model_is_drawn_and_named_without_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    model = _evil_model()
+    model.graph.node[0].name = "results"
+    model.graph.name = "main_graph"
+    onnx.save(model, path)
+    [report] = check(path, targets=["hailo8"]).models
+    path.unlink()  # reports use what the check recorded, never the file
+    text = html_report.render_html([report])
+    assert "could not be re-read" not in text
+    assert set(Page(text).nodes()) == set(report.targets[0].placement)
+    assert set(json.loads(render_model_explorer([report]))) == {"main_graph"}
+
+
 def test_fix_suggestions_name_the_passes_that_resolve_each_rule(
     yolo: ModelReport, yolo_page: Path
 ) -> None:
@@ -209,6 +225,17 @@ def test_fix_suggestions_name_the_passes_that_resolve_each_rule(
             assert f"<code>{name}</code>" in text
     command = f"portlint fix {shlex.quote(str(YOLO))} --target hailo8 --unsafe-fixes"
     assert escape(command) in text
+
+
+def test_the_outline_is_the_live_graph_the_check_placed(yolo: ModelReport) -> None:
+    view = build_view(load_for_check(YOLO))
+    drawn = outline(view, "main_graph")
+    assert drawn.name == "main_graph"
+    assert [name for name, _ in drawn.nodes] == list(yolo.targets[0].placement)
+    assert len(set(drawn.edges)) == len(drawn.edges) >= yolo.live_nodes - 1
+    live = {name for name, _ in drawn.nodes}
+    assert {a for edge in drawn.edges for a in edge} <= live
+    assert drawn.producers == {o: n.name for n in view.live_nodes() for o in n.outputs if o}
 
 
 def test_layout_layers_are_longest_paths_and_keep_the_model_order() -> None:

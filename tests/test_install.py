@@ -1,4 +1,5 @@
-"""The real proof that a plain `pip install .` ships rules/ and targets/ inside the wheel."""
+"""The real proof that a plain `pip install .` ships rules/, targets/ and the HTML report's
+assets inside the wheel."""
 
 from __future__ import annotations
 
@@ -75,5 +76,21 @@ def test_wheel_installs_and_runs_from_another_folder(tmp_path: Path) -> None:
     )
     assert check.returncode == 1, check.stderr
     assert "PL220 channel-multiple" in check.stdout
+    page = elsewhere / "report.html"  # the page inlines assets/report.css and report.js
+    html = _run(
+        str(venv / "bin" / "portlint"),
+        "check",
+        str(model),
+        "-t",
+        "intel-gna",
+        "-f",
+        "html",
+        "-o",
+        str(page),
+        cwd=elsewhere,
+    )
+    assert html.returncode == 1, html.stderr
+    text = page.read_text(encoding="utf-8")
+    assert "box-sizing: border-box" in text and 'getElementById("pl-target")' in text
     rule = _run(str(venv / "bin" / "portlint"), "rule", "PL101", cwd=elsewhere)
     assert rule.returncode == 0 and "unsupported-op" in rule.stdout

@@ -18,16 +18,10 @@ from onnx import TensorProto, helper, numpy_helper
 from portlint.engine import _partitions
 from portlint.errors import ModelLoadError
 from portlint.graph_view import build_view
-from portlint.model_io import (
-    KEEP_CONSTANT_ELEMENTS,
-    KEEP_SMALL_ELEMENTS,
-    _parse,
-    _read_slim,
-    _strip_large_initializers,
-    copy_model,
-    load_for_check,
-    view_model,
-)
+from portlint.model_io.load import load_for_check, strip_large_initializers, view_model
+from portlint.model_io.loaded import KEEP_CONSTANT_ELEMENTS, KEEP_SMALL_ELEMENTS, copy_model
+from portlint.model_io.validate import parse
+from portlint.model_io.wire import read_slim
 
 RNG = np.random.default_rng(0)
 
@@ -100,13 +94,13 @@ def _save(model: onnx.ModelProto, tmp_path: Path, name: str = "m.onnx") -> Path:
 
 def test_reading_without_weights_gives_what_parsing_and_stripping_gives(tmp_path: Path) -> None:
     path = _save(_model(), tmp_path)
-    slim, skipped, payloads = _read_slim(path)
-    reference = _parse(path)
+    slim, skipped, payloads = read_slim(path)
+    reference = parse(path)
     names = [t.name for t in reference.graph.initializer]
     assert {names[i] for i in skipped} == {"w", "just_over", "big", "int8_mid"} == set(payloads)
-    assert _strip_large_initializers(copy_model(reference)) == _strip_large_initializers(slim)
+    assert strip_large_initializers(copy_model(reference)) == strip_large_initializers(slim)
     expected = copy_model(reference)
-    _strip_large_initializers(expected)
+    strip_large_initializers(expected)
     assert slim == expected
     stat = path.stat()
     for name, payload in payloads.items():
@@ -133,7 +127,7 @@ def test_packed_dims_and_fields_in_any_order_are_read(tmp_path: Path) -> None:
     model.ClearField("graph")
     path = tmp_path / "packed.onnx"
     path.write_bytes(model.SerializeToString() + b"\x3a" + _varint(len(graph)) + graph)
-    slim, skipped, payloads = _read_slim(path)
+    slim, skipped, payloads = read_slim(path)
     last = len(slim.graph.initializer) - 1
     assert last in skipped and "w" in payloads
     assert list(slim.graph.initializer[last].dims) == [8, 8, 3, 3]
@@ -212,7 +206,7 @@ def test_a_truncated_file_fails_as_protobuf_says(tmp_path: Path, cut: int) -> No
     path = _save(_model(), tmp_path)
     data = path.read_bytes()
     path.write_bytes(data[:-cut])
-    assert _read_slim(path) is None
+    assert read_slim(path) is None
     with pytest.raises(ModelLoadError):
         load_for_check(path)
 
@@ -239,7 +233,7 @@ def test_partitions_count_connected_npu_groups() -> None:
 
 def test_item_sizes_are_numpys() -> None:
     """The table the reader and the validation trust instead of decoding."""
-    from portlint.model_io import ITEM_SIZES
+    from portlint.model_io.validate import ITEM_SIZES
 
     for data_type, size in ITEM_SIZES.items():
         assert helper.tensor_dtype_to_np_dtype(data_type).itemsize == size

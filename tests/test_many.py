@@ -11,7 +11,7 @@ from conftest import FIXTURES, run_cli
 
 import portlint
 from portlint.errors import PortlintError
-from portlint.runner import Report
+from portlint.results import Report
 
 LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n"
 

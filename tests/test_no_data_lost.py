@@ -22,11 +22,11 @@ import numpy as np
 import onnx
 import pytest
 from conftest import ROOT, _clean_env
-from model_factory import conv_stack
 from onnx import TensorProto, numpy_helper
 
 from portlint.api import fix
-from portlint.model_write import OutputError, write_model
+from portlint.model_io.write import OutputError, write_model
+from portlint.probe.factory import conv_stack
 
 NAME = "out.onnx"
 _OUT = {"check": True, "capture_output": True, "text": True}

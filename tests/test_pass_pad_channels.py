@@ -17,7 +17,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from portlint import numerics
 from portlint.in_memory import check_in_memory
-from portlint.passes import PassContext, PassResult, get_pass
+from portlint.passes.base import PassContext, PassResult
+from portlint.passes.registry import get_pass
 from portlint.target import Target, load_target
 
 IR_VERSION = 8
@@ -37,7 +38,14 @@ def mini(tmp_path_factory: pytest.TempPathFactory) -> Target:
 def mini_in(tmp_path_factory: pytest.TempPathFactory) -> Target:
     """The mini profile plus Conv input channels multiple of 8."""
     data = yaml.safe_load(yaml.safe_dump(PROFILE))
-    data["constraints"].append({**data["constraints"][0], "field": "in_channels", "multiple_of": 8})
+    data["constraints"].append(
+        {
+            **data["constraints"][0],
+            "id": "conv-in-channels",
+            "field": "in_channels",
+            "multiple_of": 8,
+        }
+    )
     path = tmp_path_factory.mktemp("profile") / "mini-in.yaml"
     path.write_text(yaml.safe_dump({**data, "name": "mini-in"}))
     return load_target(str(path))

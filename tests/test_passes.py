@@ -10,7 +10,8 @@ from onnx import helper
 from pass_helpers import apply, max_error, model_of, ops, positive, weight
 
 from portlint.fixer import check_in_memory, fix_model
-from portlint.passes import PASSES, Semantics
+from portlint.passes.base import Semantics
+from portlint.passes.registry import PASSES
 from portlint.target import load_target
 
 

@@ -16,9 +16,10 @@ from portlint.engine import check_model
 from portlint.errors import PortlintError
 from portlint.fixer import FixRequest, check_in_memory, fix_model, plan, view_of
 from portlint.graph_view import build_view
-from portlint.model_io import load_for_check
+from portlint.model_io.load import load_for_check
 from portlint.numerics import deviation, random_inputs, run
-from portlint.passes import PassContext, get_pass
+from portlint.passes.base import PassContext
+from portlint.passes.registry import get_pass
 from portlint.postprocess import TIMES, find_tail
 from portlint.rule import Severity, load_rules
 from portlint.target import Target, load_target
@@ -175,7 +176,7 @@ def test_pl108_fires_on_yolov8n_for_rk3588_and_hailo8() -> None:
         assert "strip-postprocess" in finding.message and HEAD_CONVS[0] in finding.message
         assert all(name in finding.note for name in HEAD_CONVS)
     assert "3 not on the NPU: Softmax, Slice\N{MULTIPLICATION SIGN}2" in found["hailo8"].message
-    assert "not on the NPU: Transpose, Reshape" in found["rk3588"].message
+    assert "Sigmoid decode; all on the NPU)" in found["rk3588"].message  # probed: 2.5.0 keeps them
 
 
 @pytest.mark.parametrize("name", ["mobilenetv3_small.onnx", "odd_channels.onnx"])
@@ -575,7 +576,7 @@ def test_ssd_is_cut_at_the_box_and_class_predictors() -> None:
 @pytest.mark.parametrize(
     ("target", "off_npu"),
     [
-        ("rk3588", "1 not on the NPU: NonMaxSuppression"),
+        ("rk3588", "2 not on the NPU: Exp, NonMaxSuppression"),
         ("hailo8", f"6 not on the NPU: Exp, Softmax, Slice, NonMaxSuppression, Gather{TIMES}2"),
     ],
 )

@@ -20,7 +20,8 @@ sources:
   lab: {title: Lab notes, url: "https://example.invalid/lab", version: "1"}
 remove_ops: [Softmax]
 constraints:
-  - {rule: PL220, ops: [Conv], field: out_channels, multiple_of: 16, effect: slow, source: lab,
+  - {rule: PL220, id: lab-conv-out-channels, ops: [Conv], field: out_channels, multiple_of: 16,
+     effect: slow, source: lab,
      verified: false, note: measured on our board}
 """
 

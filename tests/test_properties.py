@@ -23,7 +23,8 @@ from portlint.errors import PortlintError
 from portlint.fixer import FixRequest, fix_model
 from portlint.in_memory import check_in_memory
 from portlint.numerics import SEED, compare, random_inputs, run
-from portlint.passes import PASSES, Semantics
+from portlint.passes.base import Semantics
+from portlint.passes.registry import PASSES
 from portlint.target import Target, load_target, shipped_target_names
 
 SCALE = float(os.environ.get("PORTLINT_PROPERTY_SCALE", "1"))

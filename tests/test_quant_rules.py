@@ -24,9 +24,8 @@ from portlint.activations import TensorStats
 from portlint.config import Config
 from portlint.engine import check_model
 from portlint.graph_view import build_view
-from portlint.model_io import load_for_check
+from portlint.model_io.load import load_for_check
 from portlint.quant_math import bits_lost, fake_quantize, sqnr_db, step
-from portlint.quant_scheme import scheme_of
 from portlint.ranges import rectified, tensor_range
 from portlint.rule import load_rules
 from portlint.target import load_target
@@ -315,12 +314,12 @@ def test_pl306_threshold(tmp_path: Path, peak: float, fires: bool) -> None:
 
 
 def test_scheme_facts_follow_the_profiles() -> None:
-    nnom, cmsis = scheme_of(load_target("nnom")), scheme_of(load_target("cmsis-nn"))
+    nnom, cmsis = load_target("nnom").scheme, load_target("cmsis-nn").scheme
     assert nnom.per_tensor_weights and nnom.pot_scales and nnom.keeps_input_scale("AveragePool")
     assert not cmsis.per_tensor_weights and not cmsis.pot_scales
     assert cmsis.shares_scale("Concat") and cmsis.keeps_input_scale("AveragePool")
-    assert scheme_of(load_target("intel-gna")).bits() == 16
-    assert scheme_of(load_target("hailo8")).bits() == 8
+    assert load_target("intel-gna").scheme.bits() == 16
+    assert load_target("hailo8").scheme.bits() == 8
 
 
 def test_malformed_scheme_is_a_profile_error(tmp_path: Path) -> None:

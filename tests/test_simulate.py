@@ -205,11 +205,10 @@ def test_shared_concat_scale_crushes_small_branch(target, shared):
 
 
 def test_rk3588_scheme_has_no_shared_concat_scale():
-    from portlint.quant_scheme import scheme_of
     from portlint.target import load_target
 
-    assert not scheme_of(load_target("rk3588")).shares_scale("Concat")
-    assert scheme_of(load_target("cmsis-nn")).shares_scale("Concat")
+    assert not load_target("rk3588").scheme.shares_scale("Concat")
+    assert load_target("cmsis-nn").scheme.shares_scale("Concat")
 
 
 # -- 3. average pooling keeps the input's scale: small averages vanish ------------------------

@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +30,6 @@ from portlint.toolchains.run import node_names
 
 DATA = ROOT / "tests" / "data" / "toolchains"
 RECORDED = DATA / "rknn"
-FAKE_PACKAGE = DATA / "fake_rknn"
 RKNN = TOOLCHAINS["rknn"]
 VELA = TOOLCHAINS["vela"]
 
@@ -191,29 +188,6 @@ def test_profile_defect_with_unknown_pattern_is_a_profile_error(tmp_path: Path):
 
 
 # --- a stand-in toolkit in its own venv: the worker, isolation and CLI end to end ----------
-
-
-@pytest.fixture(scope="session")
-def fake_rknn_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A venv whose `rknn` is the stand-in, with portlint's onnx/numpy visible through a
-    .pth file (as the real toolkit brings its own)."""
-    venv = tmp_path_factory.mktemp("fake-rknn-venv")
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
-    )
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (Path(site) / "portlint-test.pth").write_text("\n".join([str(FAKE_PACKAGE), *paths]) + "\n")
-    shutil.copytree(
-        FAKE_PACKAGE / "rknn_toolkit2-2.5.0.dist-info", Path(site) / "rknn_toolkit2-2.5.0.dist-info"
-    )
-    return str(python)
 
 
 def _chain(tmp_path: Path, middle: str, name: str = "model.onnx", length: int = 12) -> Path:
@@ -418,7 +392,7 @@ def test_every_rockchip_profile_has_an_adapter():
 
 
 def test_defect_passes_exist():
-    from portlint.passes import PASSES
+    from portlint.passes.registry import PASSES
 
     for name in ("rk3588", "rk3566", "rv1106"):
         for defect in load_target(name).defects:
@@ -448,7 +422,7 @@ def test_op_level_comparison_where_layers_cannot_be_traced_to_nodes():
 
     from portlint.engine import check_model
     from portlint.graph_view import build_view, display_names
-    from portlint.model_io import load_for_check
+    from portlint.model_io.load import load_for_check
     from portlint.rule import load_rules
     from portlint.toolchains.base import CompileResult, Layer
     from portlint.verify import compare

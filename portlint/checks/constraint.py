@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from portlint.checks import CheckContext, check
+from portlint.checks.base import CheckContext, check
 from portlint.fields import GRAPH_INPUT, NODE, TENSOR, Unknown, get_field
 from portlint.findings import RawFinding
 from portlint.graph_view import GraphView, NodeView, TensorInfo

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from portlint.checks import CheckContext, check
+from portlint.checks.base import CheckContext, check
 from portlint.defect_patterns import DEFECT_PATTERNS
 from portlint.findings import NODE, RawFinding
 from portlint.target import Target

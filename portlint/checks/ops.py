@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
-from portlint.checks import CheckContext, check
+from portlint.checks.base import CheckContext, check
 from portlint.findings import GRAPH, NODE, RawFinding
 from portlint.graph_view import NodeView
 from portlint.target import OpSupport, Target

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from portlint.checks import CheckContext, check
+from portlint.checks.base import CheckContext, check
 from portlint.checks.constraint import evaluate
 from portlint.checks.ops import in_target_domain, support_for
 from portlint.findings import GRAPH, NODE, RawFinding
 from portlint.graph_view import GraphView, NodeView
 from portlint.postprocess import Tail, count_ops, find_tail, quoted
+from portlint.rule import load_rules
 from portlint.target import SEVERITY_EFFECT, Fact, Target
 
 OFF_NPU = ("cpu", "reject")
@@ -70,8 +71,6 @@ def worth_cutting(tail: Tail, off: list[NodeView]) -> bool:
 
 
 def _default_effect(rule: str) -> str:
-    from portlint.rule import load_rules  # the registry imports the checks: import late
-
     return SEVERITY_EFFECT[load_rules().get(rule).severity]
 
 

@@ -21,16 +21,16 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from portlint.checks import CheckContext, check
+from portlint.checks.base import CheckContext, check
 from portlint.checks.ops import in_target_domain
 from portlint.findings import NODE, RawFinding
 from portlint.graph_view import NodeView
 from portlint.quant_math import bits_lost, fmt
-from portlint.quant_scheme import Approximation, approximations_of, scheme_of
+from portlint.quant_scheme import Approximation
 from portlint.ranges import tensor_range
 from portlint.target import Target
+from portlint.view_patterns import batchnorm_fold
 
-FOLDING_PRODUCERS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 RELU6_BOUND = 6.0
 MIN_SPREAD_BITS = 3.0
 """PL306: typical channels lose at least this many bits to the widest (8×)."""
@@ -72,8 +72,7 @@ def _approximation_damage(
 @check(
     "approximated_activation",
     lambda t: any(
-        a.max_error_percent is not None or a.input_range_limit is not None
-        for a in approximations_of(t)
+        a.max_error_percent is not None or a.input_range_limit is not None for a in t.approximations
     ),
 )
 def approximated_activation(ctx: CheckContext) -> Iterator[RawFinding]:
@@ -83,7 +82,7 @@ def approximated_activation(ctx: CheckContext) -> Iterator[RawFinding]:
     first node, counting the others (the note names them). A range limit depends on each
     node's input: one finding per node that exceeds it.
     """
-    table = {a.name: a for a in approximations_of(ctx.target)}
+    table = {a.name: a for a in ctx.target.approximations}
     if not table:
         return
     everywhere: dict[str, list[NodeView]] = {}
@@ -134,20 +133,16 @@ def _approximation_finding(
     )
 
 
-@check("unfolded_batchnorm", lambda t: scheme_of(t).known)
+@check("unfolded_batchnorm", lambda t: t.scheme.known)
 def unfolded_batchnorm(ctx: CheckContext) -> Iterator[RawFinding]:
     """BatchNormalization that no Conv/Gemm precedes, on targets that quantize."""
-    if not scheme_of(ctx.target).known:
+    if not ctx.target.scheme.known:
         return
     view = ctx.view
     for node in view.live_by_op.get("BatchNormalization", ()):
-        source = view.producer(node.inputs[0]) if node.inputs else None
-        if (
-            source is not None
-            and source.op_type in FOLDING_PRODUCERS
-            and len(view.consumers(node.inputs[0])) == 1
-        ):
+        if batchnorm_fold(view, node) is not None:
             continue
+        source = view.producer(node.inputs[0]) if node.inputs else None
         after = f'{source.op_type} "{source.name}"' if source is not None else "a graph input"
         yield RawFinding(
             node.name,
@@ -168,10 +163,10 @@ def _relu6_native(target: Target) -> bool:
     return isinstance(info, Mapping) and "Clip" in info.get("native", ())
 
 
-@check("unbounded_activation", lambda t: _relu6_native(t) and scheme_of(t).known)
+@check("unbounded_activation", lambda t: _relu6_native(t) and t.scheme.known)
 def unbounded_activation(ctx: CheckContext) -> Iterator[RawFinding]:
     """ReLUs with a few very wide channels where the target runs ReLU6 natively."""
-    if not (_relu6_native(ctx.target) and scheme_of(ctx.target).known):
+    if not (_relu6_native(ctx.target) and ctx.target.scheme.known):
         return
     info = ctx.target.info["activations"]
     for node in ctx.view.live_by_op.get("Relu", ()):

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from portlint.checks import CheckContext, check
+from portlint.checks.base import CheckContext, check
 from portlint.findings import NODE, RawFinding
 from portlint.graph_view import GraphView, NodeView
 from portlint.postprocess import find_tail, quoted
 from portlint.quant_math import fmt
-from portlint.quant_scheme import SchemeFact, scheme_of
+from portlint.quant_scheme import SchemeFact
 from portlint.ranges import tensor_range
+from portlint.view_patterns import folded_batchnorm
 
 SHOWN = 10
 
@@ -41,8 +42,7 @@ def _heads(view: GraphView, detector_only: bool) -> tuple[list[NodeView], str]:
 def _wide(view: GraphView, limit: float) -> list[tuple[NodeView, float, str]]:
     found = []
     for node in view.live_nodes():
-        consumers = view.consumers(node.outputs[0]) if node.outputs else []
-        if len(consumers) == 1 and consumers[0].op_type == "BatchNormalization":
+        if folded_batchnorm(view, node) is not None:
             continue  # folded into that BatchNorm: the tensor does not exist on the target
         measured = tensor_range(view, node.outputs[0]) if node.outputs else None
         if measured is not None and measured.absmax > limit:
@@ -71,10 +71,10 @@ def _finding(
     )
 
 
-@check("sixteen_bit_layers", lambda t: scheme_of(t).sixteen_bit is not None)
+@check("sixteen_bit_layers", lambda t: t.scheme.sixteen_bit is not None)
 def sixteen_bit_layers(ctx: CheckContext) -> Iterator[RawFinding]:
     """Layers the target's vendor quantizes at 16 bits, on a model quantized at 8."""
-    scheme = scheme_of(ctx.target)
+    scheme = ctx.target.scheme
     fact = scheme.sixteen_bit
     if fact is None or scheme.bits() >= 16:
         return

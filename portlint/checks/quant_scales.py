@@ -20,12 +20,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from portlint.checks import CheckContext, check
+from portlint.checks.base import CheckContext, check
 from portlint.checks.ops import judged_ops
 from portlint.findings import NODE, RawFinding
 from portlint.graph_view import GraphView, NodeView
 from portlint.quant_math import bits_lost, fmt, step
-from portlint.quant_scheme import QuantScheme, SchemeFact, scheme_of
+from portlint.quant_scheme import QuantScheme, SchemeFact
 from portlint.ranges import Range, tensor_range
 
 MIN_BITS_LOST = 4.0
@@ -83,11 +83,11 @@ def _finding(
 
 @check(
     "shared_scale_inputs",
-    lambda t: any(scheme_of(t).shares_scale(op) for op in SHARED_SCALE_OPS),
+    lambda t: any(t.scheme.shares_scale(op) for op in SHARED_SCALE_OPS),
 )
 def shared_scale_inputs(ctx: CheckContext) -> Iterator[RawFinding]:
     """Concat/Mul inputs far apart in range on targets that give them one scale."""
-    scheme = scheme_of(ctx.target)
+    scheme = ctx.target.scheme
     fact = scheme.shared_scale
     if fact is None:
         return
@@ -126,11 +126,11 @@ def _pool_fact(scheme: QuantScheme, op: str) -> tuple[SchemeFact | None, str]:
 
 @check(
     "pooled_small_values",
-    lambda t: any(_pool_fact(scheme_of(t), op)[0] is not None for op in POOL_OPS),
+    lambda t: any(_pool_fact(t.scheme, op)[0] is not None for op in POOL_OPS),
 )
 def pooled_small_values(ctx: CheckContext) -> Iterator[RawFinding]:
     """Average pools whose channel averages drop below half a step of the input's scale."""
-    scheme = scheme_of(ctx.target)
+    scheme = ctx.target.scheme
     symmetric, bits = _symmetric(scheme), scheme.bits()
     for node in judged_ops(ctx, POOL_OPS):
         fact, note = _pool_fact(scheme, node.op_type)

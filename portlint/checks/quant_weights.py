@@ -14,13 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from portlint.checks import CheckContext, check
+from portlint.checks.base import CheckContext, check
 from portlint.checks.ops import judged_ops
 from portlint.findings import NODE, RawFinding
+from portlint.graph_patterns import batchnorm_scale
 from portlint.graph_view import GraphView, NodeView
 from portlint.quant_math import fake_quantize, fmt, sqnr_db, step
-from portlint.quant_scheme import QuantScheme, scheme_of
+from portlint.quant_scheme import QuantScheme
 from portlint.ranges import weights_affordable
+from portlint.view_patterns import folded_batchnorm
 
 MIN_SQNR_DB = 20.0
 """A channel below this keeps an error of more than a tenth of its signal (amplitude)."""
@@ -63,15 +65,13 @@ def output_channels(node: NodeView, weight: np.ndarray) -> np.ndarray | None:
 
 def _folded_batchnorm(node: NodeView, view: GraphView) -> np.ndarray | None:
     """Per-output-channel factor of a BatchNormalization the toolchain folds into ``node``."""
-    consumers = view.consumers(node.outputs[0])
-    if len(consumers) != 1 or consumers[0].op_type != "BatchNormalization":
+    bn = folded_batchnorm(view, node)
+    if bn is None:
         return None
-    bn = consumers[0]
     scale, var = view.weight(bn.inputs[1]), view.weight(bn.inputs[4])
     if scale is None or var is None:
         return None
-    eps = float(bn.attributes.get("epsilon", 1e-5))
-    return scale.astype(np.float64).reshape(-1) / np.sqrt(var.astype(np.float64).reshape(-1) + eps)
+    return batchnorm_scale(scale, var, float(bn.attributes.get("epsilon", 1e-5)))
 
 
 def damage(node: NodeView, view: GraphView, scheme: QuantScheme) -> ChannelDamage | None:
@@ -123,10 +123,10 @@ def _message(node: NodeView, hurt: ChannelDamage, scheme: QuantScheme) -> str:
     )
 
 
-@check("per_tensor_weights", lambda t: scheme_of(t).per_tensor_weights)
+@check("per_tensor_weights", lambda t: t.scheme.per_tensor_weights)
 def per_tensor_weights(ctx: CheckContext) -> Iterator[RawFinding]:
     """Weighted layers with a channel the target's one-scale-per-tensor weights crush."""
-    scheme = scheme_of(ctx.target)
+    scheme = ctx.target.scheme
     fact = scheme.weight_granularity
     if fact is None or not scheme.per_tensor_weights or not weights_affordable(ctx.view):
         return

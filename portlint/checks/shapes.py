@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from portlint.checks import CheckContext, check
+from portlint.checks.base import CheckContext, check
 from portlint.findings import GRAPH_INPUT, NODE, RawFinding
 from portlint.graph_view import GraphView, TensorInfo
 from portlint.predicates import format_value

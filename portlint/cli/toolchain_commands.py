@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from portlint.cli.base import (
@@ -19,11 +18,13 @@ from portlint.cli.base import (
     InputShapeOption,
     ReportFileOption,
     TextOrJsonOption,
+    _check_text_or_json,
     _console,
     _emit,
-    _interactive,
+    _input_shapes,
     _parse_option,
-    _report_file,
+    _print_report,
+    _spinner,
     app,
 )
 from portlint.errors import EXIT_FINDINGS, EXIT_INPUT_ERROR, EXIT_OK, ConfigError
@@ -128,13 +129,9 @@ def verify(
     input, a missing toolchain, or no verdict within --timeout.
     """
     from portlint.api import verify as run_verify
-    from portlint.config import parse_input_shape
-    from portlint.model_write import check_destinations, write_model
+    from portlint.model_io.write import check_destinations, write_model
 
-    if output_format not in ("text", "json"):
-        from portlint.errors import suggest
-
-        raise suggest(output_format, ["text", "json"], "format")
+    _check_text_or_json(output_format)
     if reduced_output is not None and not reduce:
         raise ConfigError("--reduced-output needs --reduce")
     options = _options(option)
@@ -145,7 +142,7 @@ def verify(
         if not destination.parent.is_dir():
             raise ConfigError(f"{destination.parent}: no such folder for --reduced-output")
         check_destinations(destination, [model], in_place=False)
-    with _status() as say:
+    with _spinner("starting") as say:
         found = run_verify(
             model,
             target,
@@ -153,7 +150,7 @@ def verify(
             toolchain_python=toolchain_python,
             timeout=timeout,
             options=options,
-            input_shapes=dict(parse_input_shape(s) for s in input_shape or ()),
+            input_shapes=_input_shapes(input_shape),
             reduce=reduce,
             progress=say,
         )
@@ -168,31 +165,10 @@ def verify(
     else:
         from portlint.report.verify_text import render_verify
 
-        if output is None:
-            render_verify(found, _console(), str(model), written)
-        else:
-            with _report_file(output) as handle:
-                console = Console(file=handle, highlight=False, width=120, no_color=True)
-                render_verify(found, console, str(model), written)
+        _print_report(lambda console: render_verify(found, console, str(model), written), output)
     if not found.result.has_verdict:
         import sys
 
         print(f"portlint: error: {found.result.error}", file=sys.stderr)
         raise typer.Exit(EXIT_INPUT_ERROR)
     raise typer.Exit(EXIT_OK if found.result.converts else EXIT_FINDINGS)
-
-
-class _status:
-    """A spinner with the current step on terminals; silent otherwise."""
-
-    def __enter__(self):
-        if not _interactive():
-            return None
-        self._status = Console(stderr=True).status("starting")
-        self._status.__enter__()
-        return self._status.update
-
-    def __exit__(self, *exc):
-        if _interactive():
-            self._status.__exit__(*exc)
-        return False

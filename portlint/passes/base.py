@@ -10,29 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from functools import cached_property
 from typing import Any
 
 import onnx
 
 from portlint.config import Config
+from portlint.pass_catalog import PassInfo, PassOption, Semantics
 from portlint.target import Target
-
-
-class Semantics(str, Enum):
-    """What a pass promises about the model's outputs."""
-
-    EXACT = "exact"  # identical outputs up to float rounding; applied by default
-    INTERFACE = "interface-changing"  # outputs change (graph cut); needs --unsafe-fixes
-    APPROXIMATE = "approximate"  # the numbers change; only when named; needs fine-tuning
-
-
-@dataclass(frozen=True)
-class PassOption:
-    name: str
-    help: str
-    default: Any = None
 
 
 @dataclass
@@ -104,3 +89,30 @@ class Pass:
     why: str
     options: tuple[PassOption, ...] = ()
     edits_in_place: bool = True
+
+    @classmethod
+    def bound(cls, info: PassInfo, rewrite: Rewrite) -> Pass:
+        """The declared pass ``info`` with the code that runs it."""
+        return cls(
+            info.name,
+            info.summary,
+            info.semantics,
+            info.resolves,
+            rewrite.run,
+            rewrite.wanted,
+            info.why,
+            info.options,
+            info.edits_in_place,
+        )
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A pass's code: ``run`` rewrites the model; ``wanted`` says why the pass belongs in the
+    default plan for this model and target (``None``: it has nothing to do), reading only."""
+
+    run: Callable[[PassContext], PassResult]
+    wanted: Callable[[PassContext], str | None]
+
+
+__all__ = ["Pass", "PassContext", "PassOption", "PassResult", "Rewrite", "Semantics"]

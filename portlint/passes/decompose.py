@@ -14,58 +14,39 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from portlint.passes import Pass, PassContext, PassResult, Semantics, register
-from portlint.passes.surgery import (
-    constant,
-    constant_value,
-    default_opset,
-    to_graph,
-    to_model,
-    unique_name,
-)
-from portlint.patterns import HARD_SWISH_ALPHA, HARD_SWISH_BETA
+from portlint.graph_patterns import GELU_ERF, HARD_SWISH, LAYER_NORM, GraphPattern
+from portlint.pass_catalog import pass_info
+from portlint.passes.base import PassContext, PassResult, Rewrite
+from portlint.passes.matching import NodeBuilder, fused_op
+from portlint.passes.surgery import constant_value, default_opset, to_graph, to_model
 
-RULES = ("PL101", "PL102")
+RULES = pass_info("decompose").resolves
 
 
 @dataclass(frozen=True)
 class Decomposition:
     op: str
     uses: tuple[str, ...]
-    build: Callable  # (Builder, node) -> bool (False: this node's attributes do not allow it)
+    build: Callable  # (NodeBuilder, node) -> bool (False: this node's attributes do not allow it)
 
 
-class Builder:
-    """Adds nodes named after the node they replace, with constants of its dtype."""
-
-    def __init__(self, graph, node, opset: int):
-        self.graph, self.node, self.opset = graph, node, opset
-        self.dtype = np.dtype(node.inputs[0].dtype or np.float32)
-
-    def const(self, value, dtype=None) -> object:
-        name = unique_name(self.graph, f"{self.node.name}/const")
-        return constant(name, np.asarray(value, dtype=dtype or self.dtype))
-
-    def add(self, op: str, inputs: list, attrs: dict | None = None, output=None) -> object:
-        name = unique_name(self.graph, f"{self.node.name}/{op}")
-        out = output if output is not None else unique_name(self.graph, f"{name}_out")
-        outputs = [out]
-        return self.graph.layer(op=op, name=name, inputs=inputs, outputs=outputs, attrs=attrs)[0]
-
-    def reduce_mean(self, x, axes: list[int]) -> object:
-        if self.opset >= 18:
-            return self.add("ReduceMean", [x, self.const(axes, np.int64)], {"keepdims": 1})
-        return self.add("ReduceMean", [x], {"axes": axes, "keepdims": 1})
+def _builder(graph, node, opset: int) -> NodeBuilder:
+    """Nodes named after the node they replace, with constants of its dtype."""
+    return NodeBuilder(graph, node.name, opset, node.inputs[0].dtype)
 
 
-def _hardswish_gate(b: Builder, node) -> bool:
-    x, y = node.inputs[0], node.outputs[0]
-    gate = b.add("HardSigmoid", [x], {"alpha": HARD_SWISH_ALPHA, "beta": HARD_SWISH_BETA})
-    b.add("Mul", [x, gate], output=y)
-    return True
+def _written_as(pattern: GraphPattern) -> Decomposition:
+    """The pattern's own form in place of its fused op: what ``check`` then judges as the
+    pattern. Only the op's first output is written, so one whose others are read stays."""
+    form = pattern.form
+
+    def build(b: NodeBuilder, node) -> bool:
+        return not any(o.outputs for o in node.outputs[1:]) and form.build(b, fused_op(node))
+
+    return Decomposition(pattern.fused_ops[0], form.ops, build)
 
 
-def _hardswish_clip(b: Builder, node) -> bool:
+def _hardswish_clip(b: NodeBuilder, node) -> bool:
     x, y = node.inputs[0], node.outputs[0]
     shifted = b.add("Add", [x, b.const(3.0)])
     clipped = b.add("Clip", [shifted, b.const(0.0), b.const(6.0)])
@@ -73,35 +54,7 @@ def _hardswish_clip(b: Builder, node) -> bool:
     return True
 
 
-def _gelu(b: Builder, node) -> bool:
-    x, y = node.inputs[0], node.outputs[0]
-    if node.attrs.get("approximate", "none") == "tanh":
-        return False
-    erf = b.add("Erf", [b.add("Div", [x, b.const(np.sqrt(2.0))])])
-    gated = b.add("Mul", [x, b.add("Add", [erf, b.const(1.0)])])
-    b.add("Mul", [gated, b.const(0.5)], output=y)
-    return True
-
-
-def _layer_norm(b: Builder, node) -> bool:
-    x = node.inputs[0]
-    if len([o for o in node.outputs if o.outputs]) > 1 or x.shape is None:
-        return False  # Mean / InvStdDev outputs are used, or the rank is unknown
-    rank = len(x.shape)
-    axis = int(node.attrs.get("axis", -1)) % rank
-    axes = list(range(axis, rank))
-    centred = b.add("Sub", [x, b.reduce_mean(x, axes)])
-    variance = b.reduce_mean(b.add("Mul", [centred, centred]), axes)
-    eps = b.const(float(node.attrs.get("epsilon", 1e-5)))
-    normed = b.add("Div", [centred, b.add("Sqrt", [b.add("Add", [variance, eps])])])
-    has_bias = len(node.inputs) > 2 and node.inputs[2].name
-    scaled = b.add("Mul", [normed, node.inputs[1]], output=None if has_bias else node.outputs[0])
-    if has_bias:
-        b.add("Add", [scaled, node.inputs[2]], output=node.outputs[0])
-    return True
-
-
-def _gemm_as_conv(b: Builder, node) -> bool:
+def _gemm_as_conv(b: NodeBuilder, node) -> bool:
     """Y = alpha*A*B + beta*C as Reshape -> 1x1 Conv -> Reshape, for constant B and C."""
     a, y = node.inputs[0], node.outputs[0]
     weight = constant_value(node.inputs[1])
@@ -126,12 +79,10 @@ def _gemm_as_conv(b: Builder, node) -> bool:
 
 
 DECOMPOSITIONS = (
-    Decomposition("HardSwish", ("HardSigmoid", "Mul"), _hardswish_gate),
+    _written_as(HARD_SWISH),
     Decomposition("HardSwish", ("Add", "Clip", "Mul", "Div"), _hardswish_clip),
-    Decomposition("Gelu", ("Div", "Erf", "Add", "Mul"), _gelu),
-    Decomposition(
-        "LayerNormalization", ("ReduceMean", "Sub", "Mul", "Add", "Sqrt", "Div"), _layer_norm
-    ),
+    _written_as(GELU_ERF),
+    _written_as(LAYER_NORM),
     Decomposition("Gemm", ("Reshape", "Conv"), _gemm_as_conv),
 )
 
@@ -168,7 +119,7 @@ def run(ctx: PassContext) -> PassResult:
             f"{node.name!r}: {node.op} has no decomposition into ops {ctx.target.name} runs"
         )
     for node in _targets(ctx, graph):
-        builder = Builder(graph, node, opset)
+        builder = _builder(graph, node, opset)
         done = next((d for d in usable[node.op] if d.build(builder, node)), None)
         if done is None:
             skipped.append(f"{node.name!r}: {node.op} with these attributes has no decomposition")
@@ -190,15 +141,4 @@ def wanted(ctx: PassContext) -> str | None:
     return f"{len(found)} node(s) of {', '.join(ops)} the target lacks decompose into ops it has"
 
 
-register(
-    Pass(
-        name="decompose",
-        summary="Rewrite HardSwish, Gelu, LayerNormalization, Gemm into ops the target has.",
-        semantics=Semantics.EXACT,
-        resolves=RULES,
-        run=run,
-        wanted=wanted,
-        why=__doc__.split("\n\n", 1)[1].strip(),
-        edits_in_place=False,
-    )
-)
+REWRITE = Rewrite(run, wanted)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import onnx
 
-from portlint.passes import Pass, PassContext, PassResult, Semantics, register
-from portlint.passes.weightless import light_copy
+from portlint.model_io.weightless import light_copy
+from portlint.pass_catalog import pass_info
+from portlint.passes.base import PassContext, PassResult, Rewrite
 
-RULES = ("PL200", "PL201")
+RULES = pass_info("make-static").resolves
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[onnx.TensorShapeProto.Dimension]:
@@ -94,14 +95,4 @@ def wanted(ctx: PassContext) -> str | None:
     return f"dynamic input dims on {', '.join(repr(n) for n in pins)}"
 
 
-register(
-    Pass(
-        name="make-static",
-        summary="Pin dynamic input dims (batch to 1, others from --input-shape).",
-        semantics=Semantics.EXACT,
-        resolves=RULES,
-        run=run,
-        wanted=wanted,
-        why=__doc__.split("\n\n", 1)[1].strip(),
-    )
-)
+REWRITE = Rewrite(run, wanted)

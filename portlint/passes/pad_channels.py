@@ -22,18 +22,19 @@ checker's own code; a condition the model leaves open counts as holding.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import onnx_graphsurgeon as gs
+from networkx.utils import UnionFind
 
 from portlint.checks.constraint import conditions_hold, evaluate
 from portlint.fields import NODE, Unknown
 from portlint.graph_view import GraphView, NodeView
 from portlint.in_memory import view_of
-from portlint.passes import register
-from portlint.passes.base import Pass, PassContext, PassResult, Semantics
+from portlint.pass_catalog import pass_info
+from portlint.passes.base import PassContext, PassResult, Rewrite
 from portlint.passes.surgery import (
     constant,
     constant_value,
@@ -44,7 +45,7 @@ from portlint.passes.surgery import (
 )
 from portlint.target import Constraint, Target
 
-RULE = "PL220"
+(RULE,) = pass_info("pad-channels").resolves
 UNARY = frozenset(
     {
         "Relu",
@@ -234,23 +235,6 @@ def _out_mask(conv: ConvInfo, multiple: int) -> np.ndarray:
     return np.tile(np.arange(-(-per_group // step) * step) < per_group, groups)
 
 
-class _Classes:
-    """Union-find over Convs whose outputs meet in an elementwise op: they pad alike."""
-
-    def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
-
-    def find(self, item: int) -> int:
-        while self.parent.get(item, item) != item:
-            item = self.parent[item]
-        return item
-
-    def union(self, items: Iterable[int]) -> None:
-        roots = [self.find(i) for i in items]
-        for root in roots[1:]:
-            self.parent[root] = roots[0]
-
-
 def make_plan(graph: gs.Graph, view: GraphView, target: Target) -> Plan:
     """Decide every Conv's padded output width (``graph`` is toposorted as a side effect).
 
@@ -263,7 +247,7 @@ def make_plan(graph: gs.Graph, view: GraphView, target: Target) -> Plan:
     graph.toposort()
     need: dict[int, int] = {}
     sources: dict[str, Source] = {}
-    classes = _Classes()
+    classes = UnionFind()  # Convs whose outputs meet in an elementwise op: they pad alike
 
     def push(source: Source, multiple: int) -> None:
         for conv, factor in source:
@@ -293,15 +277,15 @@ def make_plan(graph: gs.Graph, view: GraphView, target: Target) -> Plan:
         elif node.op in PROPAGATING:
             source = frozenset().union(*(sources.get(t.name, frozenset()) for t in node.inputs))
             if node.op in ELEMENTWISE:
-                classes.union(conv for conv, _ in source)
+                classes.union(*(conv for conv, _ in source))
             for out_tensor in node.outputs:
                 sources[out_tensor.name] = source
     by_class: dict[int, int] = {}
     for conv, multiple in need.items():
-        root = classes.find(conv)
+        root = classes[conv]
         by_class[root] = math.lcm(by_class.get(root, 1), multiple)
     for conv, _ in need.items():
-        mask = _out_mask(plan.convs[conv], by_class[classes.find(conv)])
+        mask = _out_mask(plan.convs[conv], by_class[classes[conv]])
         if len(mask) > plan.convs[conv].out:
             plan.out_masks[conv] = mask
     return plan
@@ -319,7 +303,7 @@ def _subgraph_reads(graph: gs.Graph) -> set[str]:
     return names
 
 
-class Rewrite:
+class Padder:
     """Walks the sorted graph once, padding Convs and carrying masks through what follows."""
 
     def __init__(self, graph: gs.Graph, plan: Plan, view: GraphView, opset: int) -> None:
@@ -646,16 +630,16 @@ class Rewrite:
         return padded if all(int(a) % padded.rank != 1 for a in axes) else None
 
 
-HANDLERS: dict[str, Callable[[Rewrite, gs.Node], Padded | None]] = {
-    **dict.fromkeys(UNARY | POOLS, Rewrite.unary),
-    **dict.fromkeys(ELEMENTWISE, Rewrite.elementwise),
-    "BatchNormalization": Rewrite.batchnorm,
-    "Resize": Rewrite.resize,
-    "Upsample": Rewrite.resize,
-    "Pad": Rewrite.pad,
-    "Concat": Rewrite.concat,
-    "Split": Rewrite.split,
-    "Slice": Rewrite.slice,
+HANDLERS: dict[str, Callable[[Padder, gs.Node], Padded | None]] = {
+    **dict.fromkeys(UNARY | POOLS, Padder.unary),
+    **dict.fromkeys(ELEMENTWISE, Padder.elementwise),
+    "BatchNormalization": Padder.batchnorm,
+    "Resize": Padder.resize,
+    "Upsample": Padder.resize,
+    "Pad": Padder.pad,
+    "Concat": Padder.concat,
+    "Split": Padder.split,
+    "Slice": Padder.slice,
 }
 
 
@@ -668,7 +652,7 @@ def _prepare(ctx: PassContext) -> tuple[gs.Graph, GraphView, Plan]:
 def run(ctx: PassContext) -> PassResult:
     """Pad as planned; the model comes back untouched when nothing needs padding."""
     graph, view, plan = _prepare(ctx)
-    rewrite = Rewrite(graph, plan, view, default_opset(ctx.model))
+    rewrite = Padder(graph, plan, view, default_opset(ctx.model))
     rewrite.run()
     if not rewrite.changes:
         return PassResult(ctx.model, [], rewrite.skipped)
@@ -687,15 +671,4 @@ def wanted(ctx: PassContext) -> str | None:
     return f"{layers} {RULE} channel multiples"
 
 
-register(
-    Pass(
-        name="pad-channels",
-        summary="Pad Conv channels with zero filters to the target's multiple (exact).",
-        semantics=Semantics.EXACT,
-        resolves=(RULE,),
-        run=run,
-        wanted=wanted,
-        why=__doc__.split("\n\n", 1)[1].split("\n\n", 1)[0].strip(),
-        edits_in_place=False,
-    )
-)
+REWRITE = Rewrite(run, wanted)

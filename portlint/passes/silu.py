@@ -8,57 +8,39 @@ model must be fine-tuned or retrained after this pass. The deviation is measured
 
 from __future__ import annotations
 
-from portlint.passes import Pass, PassContext, PassResult, Semantics, register
-from portlint.passes.surgery import default_opset, to_graph, to_model, unique_name
-from portlint.patterns import HARD_SWISH_ALPHA, HARD_SWISH_BETA
+from portlint.graph_patterns import HARD_SWISH, SILU, FusedOp, Match
+from portlint.passes.base import PassContext, PassResult, Rewrite
+from portlint.passes.matching import NodeBuilder, SurgeonGraph
+from portlint.passes.surgery import default_opset, to_graph, to_model
 
-SILU_OPS = ("SiLU", "Silu", "Swish")
 RETRAIN = "the model's numbers change: fine-tune or retrain it before deployment"
 
 
-def _silus(graph) -> list[tuple[object, object, list]]:
-    """(x, y, nodes) for each SiLU: Mul(x, Sigmoid(x)) with a private Sigmoid, or a SiLU op."""
-    found = []
-    for node in graph.nodes:
-        if node.op in SILU_OPS and float(node.attrs.get("alpha", 1.0)) == 1.0:
-            found.append((node.inputs[0], node.outputs[0], [node]))
-        if node.op != "Mul" or len(node.inputs) != 2:
-            continue
-        for gate_out, x in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
-            gate = gate_out.inputs[0] if len(gate_out.inputs) == 1 else None
-            private = len(gate_out.outputs) == 1  # the Sigmoid feeds only this Mul
-            if gate is not None and gate.op == "Sigmoid" and gate.inputs[0] is x and private:
-                found.append((x, node.outputs[0], [node, gate]))
-                break
-    return found
+def _silus(graph) -> list[Match]:
+    """Each SiLU in node order: ``graph_patterns.SILU`` (the Mul form ``check`` judges as SiLU),
+    or one of the ops that compute it."""
+    g = SurgeonGraph(graph)
+    found = (SILU.match_fused(g, node) or SILU.match(g, node) for node in graph.nodes)
+    return [match for match in found if match is not None]
 
 
-def _replace(graph, x, y, nodes, build) -> None:
-    for node in nodes:
+def _replace(graph, match: Match, opset: int, build) -> None:
+    for node in match.nodes:
         node.outputs.clear()
-    build(graph, x, y)
+    build(NodeBuilder(graph, match.y.name, opset, lowercase=True), match.x, match.y)
 
 
-def _relu(graph, x, y) -> None:
-    graph.layer(op="Relu", name=unique_name(graph, f"{y.name}/relu"), inputs=[x], outputs=[y])
+def _relu(emit: NodeBuilder, x, y) -> None:
+    emit.add("Relu", [x], output=y)
 
 
-def _hardswish_op(graph, x, y) -> None:
-    graph.layer(
-        op="HardSwish", name=unique_name(graph, f"{y.name}/hardswish"), inputs=[x], outputs=[y]
-    )
+def _hardswish_op(emit: NodeBuilder, x, y) -> None:
+    emit.add("HardSwish", [x], output=y)
 
 
-def _hardswish_gate(graph, x, y) -> None:
-    """x * HardSigmoid(x; 1/6, 0.5): HardSwish for opsets before 14."""
-    gate = graph.layer(
-        op="HardSigmoid",
-        name=unique_name(graph, f"{y.name}/hardsigmoid"),
-        inputs=[x],
-        outputs=[unique_name(graph, f"{y.name}/hardsigmoid_out")],
-        attrs={"alpha": HARD_SWISH_ALPHA, "beta": HARD_SWISH_BETA},
-    )
-    graph.layer(op="Mul", name=unique_name(graph, f"{y.name}/mul"), inputs=[x, *gate], outputs=[y])
+def _hardswish_gate(emit: NodeBuilder, x, y) -> None:
+    """x * HardSigmoid(x; 1/6, 0.5): HardSwish as ``check`` recognises it, for opsets before 14."""
+    HARD_SWISH.form.build(emit, FusedOp((x,), y))
 
 
 def _hardswish_builder(ctx: PassContext):
@@ -76,8 +58,9 @@ def _rewrite(ctx: PassContext, build, label: str) -> PassResult:
     silus = _silus(graph)
     if not silus:
         return PassResult(ctx.model)
-    for x, y, nodes in silus:
-        _replace(graph, x, y, nodes, build)
+    opset = default_opset(ctx.model)
+    for match in silus:
+        _replace(graph, match, opset, build)
     changes = [f"{len(silus)} SiLU activation(s) -> {label}; {RETRAIN}"]
     return PassResult(to_model(graph, ctx.model), changes)
 
@@ -98,23 +81,5 @@ def wanted(ctx: PassContext) -> str | None:
     return f"{count} SiLU activation(s)" if count else None
 
 
-for name, summary, run in (
-    ("silu-to-relu", "Replace SiLU (x*sigmoid(x)) with ReLU; needs fine-tuning.", run_relu),
-    (
-        "silu-to-hardswish",
-        "Replace SiLU with HardSwish (closer than ReLU); needs fine-tuning.",
-        run_hardswish,
-    ),
-):
-    register(
-        Pass(
-            name=name,
-            summary=summary,
-            semantics=Semantics.APPROXIMATE,
-            resolves=("PL101", "PL102", "PL107"),
-            run=run,
-            wanted=wanted,
-            why=__doc__.split("\n\n", 1)[1].strip(),
-            edits_in_place=False,
-        )
-    )
+TO_RELU = Rewrite(run_relu, wanted)
+TO_HARDSWISH = Rewrite(run_hardswish, wanted)

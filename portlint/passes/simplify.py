@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import onnx
 
-from portlint import model_io
 from portlint.errors import first_line
 from portlint.in_memory import view_of
-from portlint.model_io import PROTOBUF_LIMIT, copy_model
-from portlint.passes import Pass, PassContext, PassResult, Semantics, register
+from portlint.model_io import loaded
+from portlint.model_io.loaded import PROTOBUF_LIMIT, copy_model
+from portlint.model_io.weightless import gigabytes, model_size
+from portlint.passes.base import PassContext, PassResult, Rewrite
 from portlint.passes.surgery import keep_model_fields
-from portlint.passes.weightless import gigabytes, model_size
 
 NOOP_OPS = ("Identity", "Dropout")
 
@@ -54,7 +54,7 @@ def _same_graph(graph: onnx.GraphProto, other: onnx.GraphProto) -> bool:
 
 def run(ctx: PassContext) -> PassResult:
     size = model_size(ctx.model)  # PROTOBUF_LIMIT here too: a test lowers it for this pass
-    if size >= min(PROTOBUF_LIMIT, model_io.PROTOBUF_LIMIT):
+    if size >= min(PROTOBUF_LIMIT, loaded.PROTOBUF_LIMIT):
         reason = f"model exceeds the 2 GB protobuf limit onnxsim needs ({gigabytes(size)})"
         return PassResult(ctx.model, skipped=[reason])
     import onnxsim
@@ -73,15 +73,4 @@ def run(ctx: PassContext) -> PassResult:
     return PassResult(simplified, [f"{before} -> {after} nodes (constants folded, no-ops removed)"])
 
 
-register(
-    Pass(
-        name="simplify",
-        summary="Fold constant subgraphs and remove no-op nodes (onnxsim).",
-        semantics=Semantics.EXACT,
-        resolves=("PL101", "PL102", "PL109"),
-        run=run,
-        wanted=wanted,
-        why=__doc__.split("\n\n", 1)[1].strip(),
-        edits_in_place=False,
-    )
-)
+REWRITE = Rewrite(run, wanted)

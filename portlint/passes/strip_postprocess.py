@@ -17,18 +17,14 @@ import onnx
 from portlint.checks.postprocess import off_npu, worth_cutting
 from portlint.errors import PortlintError, suggest
 from portlint.graph_view import GraphView, build_view
-from portlint.model_io import LoadedModel
-from portlint.passes import Pass, PassContext, PassOption, PassResult, Semantics, register
+from portlint.model_io.loaded import LoadedModel
+from portlint.model_io.weightless import light_loaded
+from portlint.pass_catalog import pass_info
+from portlint.passes.base import PassContext, PassResult, Rewrite
 from portlint.passes.surgery import keep_model_fields
-from portlint.passes.weightless import light_loaded
 from portlint.postprocess import count_ops, find_tail, is_constant, is_postprocess_op, quoted
 
-RULES = ("PL108", "PL101", "PL102", "PL106", "PL107", "PL109", "PL203", "PL204")
-CUT_OPTION = PassOption(
-    "cut",
-    "comma-separated tensor or node names to cut at instead of the detected head outputs "
-    "(a node name stands for its outputs)",
-)
+RULES = pass_info("strip-postprocess").resolves
 
 
 def _inspect(model: onnx.ModelProto) -> tuple[LoadedModel, GraphView]:
@@ -228,16 +224,4 @@ def wanted(ctx: PassContext) -> str | None:
     return f"{tail.describe()}: {ctx.target.name} does not run {count_ops(off)} on the NPU"
 
 
-register(
-    Pass(
-        name="strip-postprocess",
-        summary="Cut a detector at its head outputs; decode, DFL and NMS move to a host model.",
-        semantics=Semantics.INTERFACE,
-        resolves=RULES,
-        run=run,
-        wanted=wanted,
-        why=__doc__.split("\n\n", 1)[1].strip(),
-        options=(CUT_OPTION,),
-        edits_in_place=False,
-    )
-)
+REWRITE = Rewrite(run, wanted)

@@ -28,7 +28,7 @@ def to_graph(model: onnx.ModelProto, shapes: bool = False) -> gs.Graph:
     import onnx_graphsurgeon as gs  # imported on use: ``check`` never needs it
     from onnx_graphsurgeon.ir.tensor import LazyValues
 
-    from portlint.passes.weightless import is_stripped, light_copy
+    from portlint.model_io.weightless import is_stripped, light_copy
 
     if not shapes:
         return gs.import_onnx(model)
@@ -49,7 +49,7 @@ def to_model(graph: gs.Graph, like: onnx.ModelProto) -> onnx.ModelProto:
     """Export ``graph`` cleaned and sorted, with ``like``'s IR version, opsets and metadata."""
     import onnx_graphsurgeon as gs
 
-    from portlint.passes.weightless import reattach
+    from portlint.model_io.weightless import reattach
 
     _share_constants(graph, {value.name for value in like.graph.input})
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
@@ -71,7 +71,7 @@ def _weights_left_out(graph: gs.Graph) -> Iterator[Mapping[str, onnx.TensorProto
     """
     from onnx_graphsurgeon.ir.tensor import LazyValues
 
-    from portlint.passes.weightless import weightless_tensor
+    from portlint.model_io.weightless import weightless_tensor
 
     held: dict[str, tuple[Any, Any]] = {}
     for name, tensor in graph.tensors().items():
@@ -90,7 +90,7 @@ def _large(tensor: gs.Tensor, values: Any) -> bool:
     """A constant's own weights (not small constants, not data left in external files)."""
     from onnx_graphsurgeon.ir.tensor import LazyValues
 
-    from portlint.passes.weightless import strips
+    from portlint.model_io.weightless import strips
 
     if type(values) is LazyValues:
         return strips(values.tensor)

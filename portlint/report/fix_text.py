@@ -9,7 +9,7 @@ from rich.table import Table
 from portlint.api import FixRun
 from portlint.engine import TargetReport
 from portlint.fixer import Step, op_counts
-from portlint.passes import Pass, Semantics
+from portlint.passes.base import Pass, Semantics
 from portlint.rule import Severity
 
 SEMANTICS_STYLE = {

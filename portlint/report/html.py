@@ -1,8 +1,9 @@
 """Self-contained HTML report: the graph coloured by where each node runs, per target.
 
-One file that opens from disk with no network at all: CSS and JS are inline, fonts are the
-system's, and a Content-Security-Policy allows nothing but the page's own style and script
-(by hash), so even a string that slipped past escaping could not run or load anything.
+One file that opens from disk with no network at all: CSS and JS are inline (kept as package
+data in ``assets/report.css`` and ``assets/report.js``), fonts are the system's, and a
+Content-Security-Policy allows nothing but the page's own style and script (by hash), so even a
+string that slipped past escaping could not run or load anything.
 
 The graph is laid out here, in Python: a node's layer is the longest path to it from the
 graph's sources, nodes within a layer keep the model's order, and the result is an inline
@@ -22,11 +23,13 @@ import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from html import escape
+from importlib import resources
 from urllib.parse import urlsplit
 
 from portlint import __version__
 from portlint.engine import DOES_NOT_COMPILE, RUNS, ModelReport, TargetReport
 from portlint.findings import NODE, TENSOR, Finding
+from portlint.graph_outline import GraphOutline, read_outline
 from portlint.rule import Severity
 
 MAX_DRAWN_NODES = 3000
@@ -45,7 +48,7 @@ _EFFECT_LABELS = {
     "slow": "slower on the NPU",
     "accuracy": "changes the answers",
 }
-_PASS_RUNS = {  # how ``portlint fix`` runs a pass of each semantics (see the README)
+_PASS_RUNS = {  # how ``portlint fix`` runs a pass of each semantics (see docs/fix.md)
     "exact": "",
     "interface-changing": " --unsafe-fixes",
     "approximate": " --pass {name}",
@@ -108,8 +111,17 @@ class _Graph:
     note: str = ""
 
 
+def outline_of(report: ModelReport) -> GraphOutline:
+    """The graph ``report`` was made from, for drawing and naming it: the check's outline.
+
+    A report made without the API (``portlint.engine.check_model`` called directly) has
+    none; its model is read from the file instead (structure only, no weights).
+    """
+    return report.graph if report.graph is not None else read_outline(report.path)
+
+
 def _graph(report: ModelReport, prefix: str) -> _Graph:
-    """The live graph of ``report``'s model, re-read from its file (cheap: no weights)."""
+    """The nodes the check placed, the edges between them and their element ids."""
     live = set(report.targets[0].placement) if report.targets else set()
     if len(live) > MAX_DRAWN_NODES:
         return _Graph(
@@ -117,25 +129,17 @@ def _graph(report: ModelReport, prefix: str) -> _Graph:
             "drawn. The findings below are complete."
         )
     from portlint.errors import PortlintError
-    from portlint.graph_view import build_view
-    from portlint.model_io import load_for_check
 
     try:
-        view = build_view(load_for_check(report.path))
+        outline = outline_of(report)
     except (PortlintError, OSError) as exc:
         return _Graph(note=f"The graph could not be re-read from {report.path}: {exc}")
     drawn = _Graph()
-    seen: set[str] = set()
-    for node in view.nodes:
-        if node.name in live:
-            drawn.nodes.append((node.name, node.op_type))
-            seen.add(node.name)
-            for output in node.outputs:
-                if output:
-                    drawn.producers[output] = node.name
+    drawn.nodes = [(name, op_type) for name, op_type in outline.nodes if name in live]
+    drawn.producers = {t: name for t, name in outline.producers.items() if name in live}
     # A model changed on disk since the check: still draw every node the check placed.
-    drawn.nodes.extend((name, "?") for name in sorted(live - seen))
-    drawn.edges = list(dict.fromkeys((a, b) for a, b in view.edges if a in live and b in live))
+    drawn.nodes.extend((name, "?") for name in sorted(live - {name for name, _ in drawn.nodes}))
+    drawn.edges = [(a, b) for a, b in outline.edges if a in live and b in live]
     drawn.ids = {name: f"{prefix}-n{i}" for i, (name, _) in enumerate(drawn.nodes)}
     return drawn
 
@@ -235,14 +239,14 @@ def _where(finding: Finding, node_id: str | None) -> str:
 def _passes(rule_code: str) -> list[tuple[str, str]]:
     """(pass name, semantics) of the ``portlint fix`` passes that resolve ``rule_code``."""
     from portlint.errors import PortlintError
-    from portlint.passes import PASSES
+    from portlint.pass_catalog import CATALOG
     from portlint.rule import load_rules
 
     try:
         names = load_rules().get(rule_code).fixes
     except PortlintError:
         return []
-    return [(n, PASSES[n].semantics.value) for n in names if n in PASSES]
+    return [(n, CATALOG[n].semantics.value) for n in names if n in CATALOG]
 
 
 def _finding_item(finding: Finding, element_id: str, node_id: str | None) -> str:
@@ -459,288 +463,19 @@ target, as <code>portlint check</code> placed it.</footer>
 """
 
 
+def _asset(name: str) -> str:
+    """The text of ``assets/NAME``, package data shipped in the wheel: kept as real CSS and
+    JS files so editors and linters read them, and inlined into every page."""
+    return (resources.files("portlint.report") / "assets" / name).read_text(encoding="utf-8")
+
+
 _STYLE = (
     "\n:root { color-scheme: light; "
     + " ".join(f"--{p}: {c};" for p, c in PLACEMENT_COLOURS.items())
-    + " }"
-    + """
-* { box-sizing: border-box; }
-body { margin: 0; color: #1f2328; background: #f6f8fa;
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
-code { font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace;
-  font-size: 12.5px; overflow-wrap: anywhere; }
-header.top { position: sticky; top: 0; z-index: 5; display: flex; flex-wrap: wrap;
-  gap: 8px 24px; align-items: center; padding: 10px 20px; background: #24292f; color: #fff; }
-header.top h1 { font-size: 17px; margin: 0; }
-header.top select { font: inherit; padding: 2px 6px; }
-.hint { color: #c9d1d9; font-size: 12px; }
-.legend { display: flex; flex-wrap: wrap; gap: 4px 16px; list-style: none; margin: 0;
-  padding: 0; }
-.legend.counts { margin: 10px 0; }
-.swatch { display: inline-block; width: 14px; height: 14px; border-radius: 3px;
-  vertical-align: -2px; margin-right: 6px; border: 1px solid rgba(0, 0, 0, .4); }
-.swatch.npu { background: var(--npu); }
-.swatch.cpu { background: var(--cpu); }
-.swatch.rejected { background: var(--rejected); }
-.swatch.flagged { background: #cf222e; border-radius: 50%; width: 10px; height: 10px; }
-main { padding: 12px 20px 32px; }
-footer { padding: 0 20px 24px; color: #57606a; font-size: 12px; }
-section.model { background: #fff; border: 1px solid #d0d7de; border-radius: 8px;
-  padding: 12px 18px 18px; margin-bottom: 20px; }
-section.model h2 { font-size: 16px; margin: 4px 0; }
-.meta, .muted { color: #57606a; }
-.meta { margin: 0 0 8px; font-size: 13px; }
-.note { padding: 10px 14px; background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; }
-table { border-collapse: collapse; }
-table.matrix td, table.matrix th { padding: 3px 10px; text-align: left; font-size: 13px;
-  border-bottom: 1px solid #eaeef2; }
-table.matrix tr.current { background: #ddf4ff; font-weight: 600; }
-.verdict-runs { color: #1a7f37; } .verdict-fallback { color: #9a6700; }
-.verdict-fails { color: #cf222e; }
-.panes { display: grid; grid-template-columns: minmax(0, 1fr) minmax(340px, 460px);
-  gap: 16px; align-items: start; }
-.graph-scroll { overflow: auto; max-height: calc(100vh - 90px); border: 1px solid #d0d7de;
-  border-radius: 6px; background: #fbfcfd; }
-.side { position: sticky; top: 62px; max-height: calc(100vh - 76px); overflow: auto;
-  padding-right: 4px; }
-.side h3 { font-size: 14px; margin: 12px 0 6px; }
-svg.graph { display: block; margin: 0 auto; }
-svg.graph .edge { fill: none; stroke: #8c959f; stroke-width: 1.2; opacity: .6; }
-svg.graph .edge.hot { stroke: #0969da; stroke-width: 2.5; opacity: 1; }
-g.node { cursor: pointer; }
-g.node rect { fill: #eaeef2; stroke: #6e7781; stroke-width: 1; }
-g.node[data-verdict="npu"] rect { fill: var(--npu); stroke: #2e7d32; }
-g.node[data-verdict="cpu"] rect { fill: var(--cpu); stroke: #e65100; stroke-width: 1.6; }
-g.node[data-verdict="rejected"] rect { fill: var(--rejected); stroke: #b71c1c;
-  stroke-width: 2; }
-g.node.selected rect { stroke: #0969da; stroke-width: 3.5; }
-g.node:focus { outline: none; }
-g.node:focus-visible rect { stroke: #0969da; stroke-dasharray: 5 3; stroke-width: 2.5; }
-g.node text { font-size: 11px; fill: #1f2328; pointer-events: none;
-  font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace; }
-g.node text.op { font-weight: 700; font-size: 11.5px;
-  font-family: system-ui, "DejaVu Sans", sans-serif; }
-g.node circle.flag { fill: #cf222e; display: none; }
-g.node[data-flagged="1"] circle.flag { display: inline; }
-.off-target, .off-node { display: none !important; }
-.node-info { border: 1px solid #0969da; background: #f1f8ff; border-radius: 6px;
-  padding: 4px 12px 10px; }
-.node-info ul { margin: 4px 0; padding-left: 18px; }
-.node-info li.current { font-weight: 700; }
-ol.findings { list-style: none; margin: 0; padding: 0; }
-li.finding, li.empty { border-left: 4px solid #d0d7de; background: #f6f8fa;
-  border-radius: 0 6px 6px 0; margin: 6px 0; padding: 6px 10px; font-size: 13px; }
-li.sev-error { border-left-color: #cf222e; }
-li.sev-warning { border-left-color: #bf8700; }
-li.sev-info { border-left-color: #0969da; }
-li.finding.current { background: #ddf4ff; }
-.sev { font-size: 11px; font-weight: 700; text-transform: uppercase; }
-.sev-error .sev { color: #cf222e; } .sev-warning .sev { color: #9a6700; }
-.sev-info .sev { color: #0969da; }
-.effect, .f-detail, .f-note { color: #57606a; font-size: 12px; }
-.f-help { margin-top: 4px; }
-.f-help summary { cursor: pointer; font-weight: 600; }
-.tag { display: inline-block; font-size: 11px; padding: 0 6px; border-radius: 10px;
-  background: #eaeef2; color: #57606a; }
-.tag.unverified { background: #fbefff; color: #8250df; }
-table.fixes { width: 100%; font-size: 12.5px; margin-bottom: 4px; }
-table.fixes td:first-child { width: 14em; } table.fixes td:last-child { width: 38%; }
-section.model > h3 { font-size: 14px; margin: 12px 0 4px; }
-table.fixes td, table.fixes th { border-top: 1px solid #d0d7de; padding: 5px 6px;
-  vertical-align: top; text-align: left; }
-ul.cmds { margin: 0; padding-left: 16px; }
-code.cmd { color: #0550ae; }
-@media (max-width: 1000px) { .panes { grid-template-columns: 1fr; }
-  .side { position: static; max-height: none; } }
-"""
+    + " }\n"
+    + _asset("report.css")
 )
+"""The page's style: the placement colours (shared with Model Explorer), then report.css."""
 
-_SCRIPT = """
-(function () {
-  "use strict";
-  var select = document.getElementById("pl-target");
-  if (!select || !select.options.length) { return; }
-  var params = new URLSearchParams(window.location.search);
-
-  function option(name) {
-    for (var i = 0; i < select.options.length; i++) {
-      if (select.options[i].value === name) { return select.options[i]; }
-    }
-    return select.options[0];
-  }
-  function each(root, selector, fn) {
-    Array.prototype.forEach.call(root.querySelectorAll(selector), fn);
-  }
-  function current() { return select.value; }
-  function attrOf(name) { return "data-verdict-" + option(name).getAttribute("data-attr"); }
-
-  function applyTarget(name) {
-    var target = option(name).value;
-    var attr = attrOf(target);
-    select.value = target;
-    document.body.setAttribute("data-target", target);
-    each(document, "section.model", function (section) {
-      var flagged = {};
-      each(section, "li.finding", function (item) {
-        if (item.getAttribute("data-for-target") === target && item.hasAttribute("data-node-id")) {
-          flagged[item.getAttribute("data-node-id")] = true;
-        }
-      });
-      var counts = {npu: 0, cpu: 0, rejected: 0};
-      each(section, "g.node", function (node) {
-        var verdict = node.getAttribute(attr) || "none";
-        node.setAttribute("data-verdict", verdict);
-        if (Object.prototype.hasOwnProperty.call(counts, verdict)) { counts[verdict] += 1; }
-        if (flagged[node.id]) { node.setAttribute("data-flagged", "1"); }
-        else { node.removeAttribute("data-flagged"); }
-      });
-      each(section, "[data-count]", function (el) {
-        el.textContent = String(counts[el.getAttribute("data-count")] || 0);
-      });
-      each(section, "[data-for-target]", function (el) {
-        el.classList.toggle("off-target", el.getAttribute("data-for-target") !== target);
-      });
-      each(section, "tr[data-row-target]", function (row) {
-        row.classList.toggle("current", row.getAttribute("data-row-target") === target);
-      });
-      var selected = section.querySelector("g.node.selected");
-      if (selected) { showInfo(section, selected); }
-    });
-    try {
-      var url = new URL(window.location.href);
-      url.searchParams.set("target", target);
-      window.history.replaceState(null, "", url.href);
-    } catch (err) { /* file: URLs may refuse; the selector still works */ }
-  }
-
-  function findingsOf(section, nodeId, target) {
-    var found = [];
-    each(section, "li.finding", function (item) {
-      if (item.getAttribute("data-node-id") === nodeId &&
-          (target === null || item.getAttribute("data-for-target") === target)) {
-        found.push(item);
-      }
-    });
-    return found;
-  }
-
-  function showInfo(section, node) {
-    var info = section.querySelector(".node-info");
-    if (!info) { return; }
-    info.hidden = false;
-    info.querySelector(".ni-name").textContent = node.getAttribute("data-node");
-    info.querySelector(".ni-op").textContent = node.getAttribute("data-op");
-    var list = info.querySelector(".ni-places");
-    list.textContent = "";
-    for (var i = 0; i < select.options.length; i++) {
-      var name = select.options[i].value;
-      var item = document.createElement("li");
-      var place = node.getAttribute(attrOf(name)) || "not placed";
-      var label = {npu: "NPU", cpu: "CPU fallback", rejected: "error (rejected)"}[place] || place;
-      item.textContent = name + ": " + label;
-      if (name === current()) { item.className = "current"; }
-      list.appendChild(item);
-    }
-    var count = findingsOf(section, node.id, current()).length;
-    info.querySelector(".ni-count").textContent = count ?
-      count + " finding" + (count === 1 ? "" : "s") + " on " + current() + "." :
-      "No findings on " + current() + " for this node.";
-  }
-
-  function filterFindings(section, nodeId) {
-    each(section, "ol.findings > li", function (item) {
-      item.classList.toggle("off-node",
-        nodeId !== null && item.getAttribute("data-node-id") !== nodeId);
-    });
-  }
-
-  var revealed = null;  // the node last brought into view, until the user scrolls away
-
-  function reveal(node, smooth) {
-    revealed = node;
-    // Scroll the page so the graph box sits under the header (it is as tall as the window),
-    // then the box so the node ends up in the middle of the part of the box on screen.
-    var box = node.closest(".graph-scroll");
-    if (!box) { return; }
-    var header = document.querySelector("header.top");
-    var top = header ? header.getBoundingClientRect().bottom : 0;
-    var outer = box.getBoundingClientRect();
-    if (Math.abs(outer.top - top - 8) > 1) {
-      window.scrollBy(0, outer.top - top - 8);
-      outer = box.getBoundingClientRect();
-    }
-    var shownTop = Math.max(outer.top, top);
-    var shownBottom = Math.min(outer.bottom, window.innerHeight);
-    var inner = node.getBoundingClientRect();
-    box.scrollTo({
-      top: box.scrollTop + inner.top - (shownTop + shownBottom - inner.height) / 2,
-      left: box.scrollLeft + inner.left - outer.left - (box.clientWidth - inner.width) / 2,
-      behavior: smooth ? "smooth" : "auto"
-    });
-  }
-
-  function selectNode(section, node, how) {
-    each(section, "g.node.selected", function (n) { n.classList.remove("selected"); });
-    each(section, "path.edge.hot", function (e) { e.classList.remove("hot"); });
-    each(section, "li.finding.current", function (f) { f.classList.remove("current"); });
-    if (!node) {
-      section.querySelector(".node-info").hidden = true;
-      filterFindings(section, null);
-      return;
-    }
-    node.classList.add("selected");
-    each(section, "path.edge", function (edge) {
-      if (edge.getAttribute("data-from") === node.id || edge.getAttribute("data-to") === node.id) {
-        edge.classList.add("hot");
-      }
-    });
-    showInfo(section, node);
-    filterFindings(section, how.filter ? node.id : null);
-    if (how.scroll) { reveal(node, how.smooth); }
-  }
-
-  select.addEventListener("change", function () { applyTarget(select.value); });
-  // A new window size changes the graph box (it is as tall as the window): keep the node.
-  window.addEventListener("resize", function () { if (revealed) { reveal(revealed, false); } });
-  ["wheel", "pointerdown", "touchstart"].forEach(function (kind) {
-    document.addEventListener(kind, function () { revealed = null; }, {passive: true});
-  });
-  document.addEventListener("click", function (event) {
-    var target = event.target;
-    if (!(target instanceof Element)) { return; }
-    var section = target.closest("section.model");
-    if (!section) { return; }
-    var link = target.closest("a.node-link");
-    if (link) {
-      var linked = document.getElementById(link.getAttribute("data-node-id"));
-      if (linked) {
-        event.preventDefault();
-        selectNode(section, linked, {filter: false, scroll: true, smooth: true});
-        link.closest("li.finding").classList.add("current");
-      }
-      return;
-    }
-    var node = target.closest("g.node");
-    if (node) { selectNode(section, node, {filter: true, scroll: false}); return; }
-    if (target.closest("button.show-all")) { selectNode(section, null, {}); }
-  });
-  document.addEventListener("keydown", function (event) {
-    var node = event.target instanceof Element ? event.target.closest("g.node") : null;
-    if (node && (event.key === "Enter" || event.key === " ")) {
-      event.preventDefault();
-      selectNode(node.closest("section.model"), node, {filter: true, scroll: false});
-    }
-  });
-
-  applyTarget(params.get("target") || select.value);
-  var wanted = params.get("node");
-  if (wanted !== null) {
-    each(document, "g.node", function (node) {
-      if (node.getAttribute("data-node") === wanted && !node.classList.contains("selected")) {
-        selectNode(node.closest("section.model"), node, {filter: true, scroll: true});
-      }
-    });
-  }
-  document.body.setAttribute("data-ready", "1");
-})();
-"""
+_SCRIPT = "\n" + _asset("report.js")
+"""The page's script (report.js); the CSP allows exactly this text by its hash."""

@@ -49,7 +49,7 @@ from typing import Any
 
 from portlint.engine import ModelReport, TargetReport
 from portlint.errors import ConfigError
-from portlint.report.html import PLACEMENT_COLOURS
+from portlint.report.html import PLACEMENT_COLOURS, outline_of
 
 
 def node_data(report: ModelReport, target: TargetReport) -> dict[str, Any]:
@@ -67,9 +67,7 @@ def node_data(report: ModelReport, target: TargetReport) -> dict[str, Any]:
 
 def _graph_id(report: ModelReport) -> str:
     """The id the ONNX adapter gives the main graph: its name, else ``<main>``."""
-    from portlint.model_io import load_for_check
-
-    return load_for_check(report.path).model.graph.name or "<main>"
+    return outline_of(report).name or "<main>"
 
 
 def render_model_explorer(reports: Sequence[ModelReport]) -> str:

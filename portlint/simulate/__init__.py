@@ -22,9 +22,9 @@ import numpy as np
 import onnx
 
 from portlint.errors import first_line
-from portlint.model_io import copy_model
-from portlint.passes.weightless import model_size
-from portlint.quant_scheme import CALIBRATIONS, scheme_of
+from portlint.model_io.loaded import copy_model
+from portlint.model_io.weightless import model_size
+from portlint.quant_scheme import CALIBRATIONS
 from portlint.simulate.plan import Plan, SimulationError, plan_of
 from portlint.target import Target, load_target
 
@@ -74,7 +74,7 @@ def simulate(
         )
     _refuse_unloaded_or_large(model)
     notes: list[str] = []
-    plan = plan_of(scheme_of(target), target.name, bits, notes)
+    plan = plan_of(target.scheme, target.name, bits, notes)
     work = _fold_batchnorm(copy_model(model), target, notes)
     work = _raise_opset(work, plan, notes)
     with ort.quiet():
@@ -113,7 +113,8 @@ def _refuse_unloaded_or_large(model: onnx.ModelProto) -> None:
 
 def _fold_batchnorm(model: onnx.ModelProto, target: Target, notes: list[str]) -> onnx.ModelProto:
     """The fold-batchnorm pass (exact, proven by ``portlint fix``), as vendors fold first."""
-    from portlint.passes import PassContext, fold_batchnorm
+    from portlint.passes import fold_batchnorm
+    from portlint.passes.base import PassContext
 
     if not any(n.op_type == "BatchNormalization" for n in model.graph.node):
         return model

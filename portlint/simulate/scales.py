@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from networkx.utils import UnionFind
 from onnx import numpy_helper
 
 from portlint.simulate.plan import AVERAGE_POOLS, Plan
@@ -253,28 +254,17 @@ def _fuse_activations(g: _Graph, pairs: list[Pair], plan: Plan) -> list[Pair]:
     return fused
 
 
-class _Groups:
-    """Union-find over tensor names: tensors that end up with one scale."""
+def _in_order(groups: UnionFind, names: Iterable[str]) -> list[list[str]]:
+    """The sets of ``groups``, each in ``names`` order, ordered by their first member.
 
-    def __init__(self, names: Iterable[str]) -> None:
-        self.parent = {n: n for n in names}
-
-    def find(self, name: str) -> str:
-        while self.parent[name] != name:
-            self.parent[name] = self.parent[self.parent[name]]
-            name = self.parent[name]
-        return name
-
-    def union(self, names: Iterable[str]) -> None:
-        roots = [self.find(n) for n in names]
-        for root in roots[1:]:
-            self.parent[root] = roots[0]
-
-    def members(self) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for name in self.parent:
-            found.setdefault(self.find(name), []).append(name)
-        return found
+    networkx names a set by whichever member its union kept as the root (ties go by hash
+    order), so the first member in the model's order names the shared scale instead: the
+    same tensors get the same initializer names on every run.
+    """
+    found: dict[str, list[str]] = {}
+    for name in names:
+        found.setdefault(groups[name], []).append(name)
+    return list(found.values())
 
 
 def _set_activation_scales(
@@ -287,7 +277,7 @@ def _set_activation_scales(
     by_name = {p.name: p for p in pairs}
     by_seen = {dq.output[0]: p for p in pairs for dq in p.dqs}
     by_source = {p.source: p for p in pairs}
-    groups = _Groups(by_name)
+    groups = UnionFind(by_name)  # tensors that end up with one scale
     applied: dict[str, set[str]] = {"shared": set(), "inherit": set(), "fixed": set()}
     fixed: set[str] = set()
     for node in g.graph.node:
@@ -298,20 +288,21 @@ def _set_activation_scales(
         rescales = op in AVERAGE_POOLS and not plan.keeps_input_scale(op)
         for out in outputs:  # onnxruntime's reuse of the input's scale (data movement)
             if first is not None and out.q.input[1] == first.q.input[1] and not rescales:
-                groups.union([first.name, out.name])
+                groups.union(first.name, out.name)
         if op in plan.shared:
             members = inputs + ([] if op in RESCALING_OPS else outputs)
             if len(members) > 1:
-                groups.union(p.name for p in members)
+                groups.union(*(p.name for p in members))
                 applied["shared"].add(op)
         if plan.keeps_input_scale(op) and first is not None and outputs:
-            groups.union([first.name, outputs[0].name])
+            groups.union(first.name, outputs[0].name)
             applied["inherit"].add(op)
         if op in plan.fixed and outputs:
             fixed.update(p.name for p in outputs)
             applied["fixed"].add(op)
     widened = []
-    for root, names in groups.members().items():
+    for names in _in_order(groups, by_name):
+        root = names[0]
         pair = by_name[root]
         zero_point = g.array(pair.q.input[2])
         lo = min(_range(g, by_name[n], ranges)[0] for n in names)

@@ -20,7 +20,7 @@ import onnx
 
 from portlint.errors import PortlintError
 from portlint.graph_view import display_names
-from portlint.model_io import external_data_files
+from portlint.model_io.load import external_data_files
 from portlint.toolchains.base import CRASHED, TIMED_OUT, CompileRequest, CompileResult, Toolchain
 from portlint.toolchains.isolation import current_python, query_python, run_folder, run_isolated
 

@@ -5,7 +5,7 @@ onnx checker, graphsurgeon's cleanup and ``check``'s view all serialise or copy 
 they are given: a copy of every weight, and an error once the model is past protobuf's 2 GB.
 They get a light copy instead, built without ever copying a weight: large initializers keep
 their name, type and dims and lose their payload (marked as ``check`` marks them, see
-``model_io._strip_large_initializers``), and the weights stay in the one model that has them.
+``model_io.load.strip_large_initializers``), and the weights stay in the one model that has them.
 
 Above the protobuf limit onnxruntime cannot take the model from memory either, so a proof
 runs it from a file: ``save_for_proof`` writes the light copy and streams the weights, one
@@ -17,18 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import onnx
 from google.protobuf.message import Message
 from onnx import numpy_helper
 
-from portlint import model_io
-from portlint.model_io import KEEP_CONSTANT_ELEMENTS, STRIPPED_LOCATION
-from portlint.model_write import protobuf_size
-
-if TYPE_CHECKING:
-    from portlint.model_io import LoadedModel
+from portlint.model_io import loaded
+from portlint.model_io.load import view_model
+from portlint.model_io.loaded import (
+    IN_MEMORY,
+    KEEP_CONSTANT_ELEMENTS,
+    STRIPPED_LOCATION,
+    LoadedModel,
+)
+from portlint.model_io.write import protobuf_size
 
 PAYLOAD_FIELDS = frozenset(
     {
@@ -52,15 +54,15 @@ DATA_ALIGNMENT = 4096
 
 
 def too_big(model: onnx.ModelProto) -> bool:
-    """Whether ``model`` is beyond what one protobuf holds (``model_io.PROTOBUF_LIMIT``, read
+    """Whether ``model`` is beyond what one protobuf holds (``loaded.PROTOBUF_LIMIT``, read
     at each call so that a test can lower it)."""
-    return model_size(model) >= model_io.PROTOBUF_LIMIT
+    return model_size(model) >= loaded.PROTOBUF_LIMIT
 
 
 def staged(model: onnx.ModelProto) -> bool:
     """Whether ``fix`` proves ``model`` from a staged file and checks it without its weights:
     past the protobuf limit it must, from ``STAGE_BYTES`` on it is the cheaper way."""
-    return model_size(model) >= min(STAGE_BYTES, model_io.PROTOBUF_LIMIT)
+    return model_size(model) >= min(STAGE_BYTES, loaded.PROTOBUF_LIMIT)
 
 
 def model_size(model: onnx.ModelProto) -> int:
@@ -163,11 +165,8 @@ def weightless_tensor(tensor: onnx.TensorProto) -> onnx.TensorProto:
 def light_loaded(
     model: onnx.ModelProto, input_shapes: Mapping[str, list[int]] | None = None
 ) -> LoadedModel:
-    """``model_io.view_model`` without copying the weights: the light copy is prepared, and
+    """``view_model`` without copying the weights: the light copy is prepared, and
     a rule that reads a weight (the numerics rules) reads it from ``model`` itself."""
-    from portlint.in_memory import IN_MEMORY
-    from portlint.model_io import view_model
-
     prepared = view_model(light_copy(model), IN_MEMORY, dict(input_shapes or {}))
     prepared.weight_source = model
     return prepared

@@ -38,7 +38,7 @@ import onnx
 from google.protobuf.message import EncodeError
 
 from portlint.errors import PortlintError
-from portlint.model_io import copy_model
+from portlint.model_io.loaded import copy_model
 
 EXTERNAL_DATA_THRESHOLD = 1024
 """Tensors above this many bytes go to the external data file when one is written."""

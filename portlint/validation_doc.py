@@ -1,0 +1,78 @@
+"""``docs/targets/validation.md``, generated from the recorded compiler evidence.
+
+For every evidence file (``targets/evidence/<target>/<toolchain>-<version>.yaml``): what was
+probed, with which compiler version and when, and for each profile fact what the compiler
+did and what ``check`` predicts from the profile today. Written from the records, never by
+hand, so it says exactly what ``tests/test_evidence.py`` holds the profiles to.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from portlint.probe.evidence import Evidence, shipped
+from portlint.probe.judge import UNTESTABLE
+from portlint.probe.replay import Replayed, profile_for, replay
+
+CELL = {"reject": "fails", "cpu": "CPU", "npu": "NPU", UNTESTABLE: "no verdict", None: "—"}
+
+
+def _fact_rows(evidence: Evidence, replayed: list[Replayed]) -> list[str]:
+    rows = ["| fact | probe | compiler | check | |", "|---|---|---|---|---|"]
+    for item in replayed:
+        r = item.record
+        agree = "" if r.compiler == UNTESTABLE else ("✓" if item.problem is None else "✗")
+        said = f" ({r.message})" if r.message and r.compiler != "npu" else ""
+        rows.append(
+            f"| `{r.fact}` | `{r.id}` | {CELL[r.compiler]}{_escape(said)} | "
+            f"{CELL[item.predicted]} | {agree} |"
+        )
+    return rows
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _section(evidence: Evidence) -> list[str]:
+    target = profile_for(evidence)
+    replayed = [replay(r, evidence, target) for r in evidence.records]
+    judged = [x for x in replayed if x.record.compiler != UNTESTABLE]
+    agree = sum(1 for x in judged if x.problem is None)
+    kinds = Counter(r.compiler for r in evidence.records)
+    facts = {r.fact for r in evidence.records}
+    source = f"targets/evidence/{evidence.target}/{evidence.path.name if evidence.path else ''}"
+    return [
+        f"## {target.name}: {evidence.toolchain} {evidence.version}",
+        "",
+        f"Recorded {evidence.recorded} with `portlint probe -t {evidence.target} --record "
+        f"targets/evidence` ([{source}](../../{source})): {len(evidence.records)} probes of "
+        f"{len(facts)} facts; the compiler built {kinds['npu']} with the probed node on the "
+        f"NPU, {kinds['cpu']} with it on the CPU, failed {kinds['reject']}, gave no verdict "
+        f"on {kinds[UNTESTABLE]}. `check` with the `{target.name}` profile predicts "
+        f"**{agree} of {len(judged)}**.",
+        "",
+        *_fact_rows(evidence, replayed),
+        "",
+    ]
+
+
+def render_validation() -> str:
+    lines = [
+        "# Validation: the profiles against the compilers",
+        "",
+        "Every profile fact a compiler that installs with pip can test is probed: one small "
+        "model per op the profile names (and per op exporters commonly write), two per limit "
+        "(just inside and just outside), each probed node between two Relus as in a real "
+        "network. The compiler's answer is recorded per toolchain version in "
+        "`targets/evidence/`; CI rebuilds every probe model from its recipe and asks `check` "
+        "the same question (`tests/test_evidence.py`), so a profile that contradicts a "
+        "recorded compiler does not merge. Conversion only: nothing here ran on a board.",
+        "",
+        "Compiler: what it did with the probed node (NPU, CPU, or the build fails, with its "
+        "own message). Check: what `check` predicts from the profile as it is now.",
+        "",
+    ]
+    for evidence in shipped():
+        lines += _section(evidence)
+    return "\n".join(lines).rstrip() + "\n"

@@ -111,7 +111,13 @@ def render_rule_markdown(rule: Rule, targets: list[Target] | None = None) -> str
     return "\n".join(lines)
 
 
-PROBED_WORDS = {"reject": "fails", "cpu": "CPU", "npu": "NPU", "untestable": "no verdict"}
+PROBED_WORDS = {
+    "reject": "fails",
+    "cpu": "CPU",
+    "slow": "NPU + CPU layout layers",
+    "npu": "NPU",
+    "untestable": "no verdict",
+}
 
 
 class _Facts:

@@ -14,7 +14,14 @@ from portlint.probe.evidence import Evidence, shipped
 from portlint.probe.judge import UNTESTABLE
 from portlint.probe.replay import Replayed, profile_for, replay
 
-CELL = {"reject": "fails", "cpu": "CPU", "npu": "NPU", UNTESTABLE: "no verdict", None: "—"}
+CELL = {
+    "reject": "fails",
+    "cpu": "CPU",
+    "slow": "NPU + CPU layout layers",
+    "npu": "NPU",
+    UNTESTABLE: "no verdict",
+    None: "—",
+}
 
 
 def _fact_rows(evidence: Evidence, replayed: list[Replayed]) -> list[str]:
@@ -48,7 +55,8 @@ def _section(evidence: Evidence) -> list[str]:
         f"Recorded {evidence.recorded} with `portlint probe -t {evidence.target} --record "
         f"targets/evidence` ([{source}](../../{source})): {len(evidence.records)} probes of "
         f"{len(facts)} facts; the compiler built {kinds['npu']} with the probed node on the "
-        f"NPU, {kinds['cpu']} with it on the CPU, failed {kinds['reject']}, gave no verdict "
+        f"NPU, {kinds['slow']} with it on the NPU and layers of its own on the CPU, "
+        f"{kinds['cpu']} with it on the CPU, failed {kinds['reject']}, gave no verdict "
         f"on {kinds[UNTESTABLE]}. `check` with the `{target.name}` profile predicts "
         f"**{agree} of {len(judged)}**.",
         "",

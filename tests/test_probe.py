@@ -68,6 +68,11 @@ def test_the_compilers_answer_in_the_probe_vocabulary() -> None:
     assert observed(_result(CONVERTS, by_op), "Softmax") == "npu"
     folded = Layer("Relu:carrier_in", "Relu", "npu", onnx_node=CARRIER_IN)
     assert observed(_result(CONVERTS, folded), "Identity") == "npu"
+    split = Layer("Conv:probe", "Conv", "npu", onnx_node=NODE_NAME)
+    gather = Layer("Gather:x_carried_gather", "Gather", "cpu", inserted=True)
+    elsewhere = Layer("Reshape:y_rs", "Reshape", "cpu", inserted=True)
+    assert observed(_result(CONVERTS, split, gather), "Conv", frozenset({"x_carried"})) == "slow"
+    assert observed(_result(CONVERTS, split, elsewhere), "Conv", frozenset({"x_carried"})) == "npu"
 
 
 def test_check_predicts_in_the_same_vocabulary() -> None:

@@ -64,7 +64,7 @@ def _constraint_changes(
             removed.append(cid)
         else:
             entry = copy.deepcopy(dict(raw[cid]))
-            entry.update(effect="reject" if o.observed == "reject" else "cpu", source=source)
+            entry.update(effect=o.observed, source=source)
             entry["verified"] = True
             said = f": {o.message}" if o.message else ""
             entry["note"] = f"probe {o.probe.id}: {o.result.outcome}{said}"

@@ -25,7 +25,8 @@ from portlint.resources import data_dir
 from portlint.yaml_io import Where, expect_mapping, read_yaml
 
 FORMAT = 1
-RECORD_KEYS = ("id", "fact", "recipe", "sha256", "compiler", "outcome", "message")
+RECORD_KEYS = ("id", "fact", "recipe", "sha256", "compiler", "outcome", "message", "cpu_layers")
+REQUIRED_KEYS = RECORD_KEYS[:6]
 MESSAGE_CHARS = 300
 
 
@@ -37,9 +38,10 @@ class Record:
     fact: str
     recipe: Recipe
     sha256: str
-    compiler: str  # reject | cpu | npu | untestable
+    compiler: str  # reject | cpu | slow | npu | untestable
     outcome: str  # the adapter's outcome: converts, refuses, crashed, ...
     message: str = ""
+    cpu_layers: tuple[str, ...] = ()  # OP:probe or OP:inserted, for each layer on the CPU
 
     @property
     def op(self) -> str:
@@ -82,6 +84,7 @@ def from_outcomes(
             o.observed,
             o.result.outcome,
             " ".join((o.message or "").split())[:MESSAGE_CHARS],
+            o.cpu_layers,
         )
         for o in sorted(outcomes, key=lambda o: o.probe.id)
     )
@@ -97,7 +100,11 @@ def dump(evidence: Evidence) -> str:
         "version": evidence.version,
         "recorded": evidence.recorded,
         "probes": [
-            {k: v for k, v in vars(r).items() if v != "" or k != "message"}
+            {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in vars(r).items()
+                if v not in ("", ())
+            }
             for r in evidence.records
         ],
     }
@@ -140,8 +147,10 @@ def load(path: Path) -> Evidence:
         raise (where / "format").error(f"expected format {FORMAT}")
     records = []
     for i, entry in enumerate(data["probes"] or ()):
-        entry = expect_mapping(entry, where / "probes" / i, RECORD_KEYS, RECORD_KEYS[:-1])
-        records.append(Record(**{k: entry.get(k, "") for k in RECORD_KEYS}))
+        entry = expect_mapping(entry, where / "probes" / i, RECORD_KEYS, REQUIRED_KEYS)
+        values = {k: entry.get(k, "") for k in RECORD_KEYS}
+        values["cpu_layers"] = tuple(entry.get("cpu_layers") or ())
+        records.append(Record(**values))
     return Evidence(
         str(data["target"]),
         str(data["toolchain"]),

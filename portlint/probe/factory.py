@@ -375,8 +375,12 @@ def _simple(spec: Spec) -> onnx.ModelProto:
     dims = _input_dims(spec)
     extra, inits, attrs = [], [], dict(spec.attrs)
     op = spec.op
-    if op in ("Add", "Sub", "Mul", "Div", "Max", "Min", "Concat"):
+    if op == "Concat":
         extra = ["x"]
+    if op in ("Add", "Sub", "Mul", "Div", "Max", "Min"):  # a per-channel constant, as exported
+        shape = [1, dims[1], *[1] * (len(dims) - 2)] if len(dims) >= 2 else []
+        inits.append(numpy_helper.from_array(np.full(shape, 1.5, np.float32), "k"))
+        extra = ["k"]
     if op in ("Softmax", "Concat", "Gather", "Flatten", "ArgMax", "ArgMin"):
         attrs.setdefault("axis", spec.axis)
     if op == "Transpose":

@@ -10,12 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from portlint.probe.evidence import Evidence, Record
-from portlint.probe.judge import UNTESTABLE, predicted
+from portlint.probe.judge import agrees, predicted
 from portlint.probe.recipes import build_recipe, model_hash
 from portlint.target import Target, load_target, shipped_target_names
 from portlint.toolchains.run import ToolchainError
 
-WORDS = {"reject": "the build fails", "cpu": "it runs on the CPU", "npu": "it runs on the NPU"}
+WORDS = {
+    "reject": "the build fails",
+    "cpu": "it runs on the CPU",
+    "slow": "it runs on the NPU with layers the toolchain adds on the CPU",
+    "npu": "it runs on the NPU",
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def replay(record: Record, evidence: Evidence, target: Target) -> Replayed:
             f"record {evidence.target} again with portlint probe --record",
         )
     said = predicted(model, target)
-    if said == record.compiler or record.compiler == UNTESTABLE:  # no verdict: nothing to hold
+    if agrees(said, record.compiler) is not False:  # agreement, or no verdict to hold it to
         return Replayed(record, said, None)
     words = f" ({record.message})" if record.message else ""
     return Replayed(

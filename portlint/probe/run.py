@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnx
 
-from portlint.probe.judge import UNTESTABLE, observed, predicted
+from portlint.probe.judge import agrees, cpu_layers, observed, predicted, probe_tensors
 from portlint.probe.plan import Probe
 from portlint.probe.recipes import build_recipe, model_hash
 from portlint.target import Target
@@ -32,11 +32,12 @@ class ProbeOutcome:
     predicted: str
     observed: str
     result: CompileResult
+    cpu_layers: tuple[str, ...] = ()  # the CPU layers the probed node accounts for
 
     @property
     def agrees(self) -> bool | None:
         """None when the compiler gave no verdict."""
-        return None if self.observed == UNTESTABLE else self.predicted == self.observed
+        return agrees(self.predicted, self.observed)
 
     @property
     def message(self) -> str:
@@ -51,12 +52,14 @@ def run_probe(
         path = Path(folder) / "probe.onnx"
         onnx.save(model, path)
         result = compile_model(toolchain, path, target.name, python, timeout=timeout, chip=chip)
+    tensors = probe_tensors(model)
     return ProbeOutcome(
         probe,
         model_hash(model),
         predicted(model, target),
-        observed(result, probe.op),
+        observed(result, probe.op, tensors),
         result,
+        tuple(cpu_layers(result, probe.op, tensors)) if result.converts else (),
     )
 
 

@@ -14,6 +14,7 @@ from portlint.probe.session import CONFIRMED, CONTRADICTED, UNTESTABLE, FactVerd
 WORDS = {
     "reject": "the build fails",
     "cpu": "runs on the CPU",
+    "slow": "runs on the NPU, with layers of the toolchain's own on the CPU",
     "npu": "runs on the NPU",
     "untestable": "no verdict",
 }

@@ -143,8 +143,9 @@ class Toolchain(ABC):
         return self.platforms.get(target.split("@", 1)[0])
 
     @abstractmethod
-    def quantize_for(self, target: str) -> bool:
-        """Whether a build for this target must be quantized (some NPUs are int8 only)."""
+    def quantize_for(self, target: str, ops: frozenset[str] = frozenset()) -> bool:
+        """Whether a build for this target must be quantized (some NPUs are int8 only);
+        ``ops``: the model's op types (a model that is quantized already is not again)."""
 
     @abstractmethod
     def worker_args(self, request: CompileRequest, workdir: Path) -> list[str]:

@@ -198,7 +198,7 @@ class EspPpq(Toolchain):
     platforms: Mapping[str, str] = {"esp32-s3": "esp32s3", "esp32-p4": "esp32p4"}
     worker = Path(__file__).with_name("workers") / "esppq_worker.py"
 
-    def quantize_for(self, target: str) -> bool:
+    def quantize_for(self, target: str, ops: frozenset[str] = frozenset()) -> bool:
         return True  # ESP-DL runs int8 (or int16) models only
 
     def worker_args(self, request: CompileRequest, workdir: Path) -> list[str]:

@@ -47,6 +47,8 @@ _OP_NODE = re.compile(r"""\b[A-Z][A-Za-z0-9]*\(\s*['"]([^'"]+)['"]\s*\)""")
 """rknn names nodes as ``NonZero('y')`` in its 'need to be constant' errors."""
 NOT_LAYERS = ("InputOperator", "OutputOperator")
 INT8_ONLY = frozenset({"rv1106", "rv1103", "rv1103b", "rv1106b", "rk2118"})
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"})
+"""Ops of a model that was quantized before export (QDQ or QOperator form)."""
 
 
 def _layers(lines: list[str], names: Mapping[str, str]) -> list[Layer]:
@@ -270,9 +272,14 @@ class Rknn(Toolchain):
     option_names = ("disable_rules", "quantized_dtype", "quantized_method", "optimization_level")
     list_options = ("disable_rules",)
 
-    def quantize_for(self, target: str) -> bool:
-        """rv1106/rv1103 refuse ``do_quantization=False``; the others are judged in fp16,
-        which places layers as an int8 build does and needs no calibration data."""
+    def quantize_for(self, target: str, ops: frozenset[str] = frozenset()) -> bool:
+        """rv1106/rv1103 refuse ``do_quantization=False`` for a float model; the others are
+        judged in fp16, which places layers as an int8 build does and needs no calibration
+        data. A model with Q/DQ nodes is quantized already: the toolkit refuses to quantize
+        it again ("If a quantized model has been import, please set do_quantization =
+        False"), so it is built as it is."""
+        if ops & QDQ_OPS:
+            return False
         return (self.platform_for(target) or "") in INT8_ONLY
 
     def worker_args(self, request: CompileRequest, workdir: Path) -> list[str]:

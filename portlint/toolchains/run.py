@@ -175,7 +175,7 @@ def compile_model(
     model = onnx.load(str(model_path), load_external_data=False)
     names = node_names(model)
     shapes = _input_shapes(model, input_shapes or {})
-    quantize = toolchain.quantize_for(chip)
+    quantize = toolchain.quantize_for(chip, frozenset(n.op_type for n in model.graph.node))
     with run_folder() as folder:
         copy = folder / "model" / model_path.name
         copy.parent.mkdir()

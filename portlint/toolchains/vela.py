@@ -218,7 +218,7 @@ class Vela(Toolchain):
     worker = Path(__file__).with_name("workers") / "vela_worker.py"
     option_names = ("system_config", "memory_mode", "config")
 
-    def quantize_for(self, target: str) -> bool:
+    def quantize_for(self, target: str, ops: frozenset[str] = frozenset()) -> bool:
         return True  # Vela compiles int8 (or int16) TFLite only
 
     def worker_args(self, request: CompileRequest, workdir: Path) -> list[str]:

@@ -10,18 +10,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from portlint.probe.evidence import Evidence, shipped
-from portlint.probe.judge import UNTESTABLE
+from portlint.probe.evidence import Evidence, recorded
+from portlint.probe.judge import LABELS, UNTESTABLE
 from portlint.probe.replay import Replayed, profile_for, replay
 
-CELL = {
-    "reject": "fails",
-    "cpu": "CPU",
-    "slow": "NPU + CPU layout layers",
-    "npu": "NPU",
-    UNTESTABLE: "no verdict",
-    None: "—",
-}
+CELL = {**LABELS, None: "—"}
 
 
 def _fact_rows(evidence: Evidence, replayed: list[Replayed]) -> list[str]:
@@ -81,6 +74,6 @@ def render_validation() -> str:
         "own message). Check: what `check` predicts from the profile as it is now.",
         "",
     ]
-    for evidence in shipped():
+    for evidence in recorded():
         lines += _section(evidence)
     return "\n".join(lines).rstrip() + "\n"

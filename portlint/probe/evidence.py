@@ -13,6 +13,7 @@ import datetime
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,15 @@ def shipped(folder: Path | None = None) -> Iterator[Evidence]:
     """Every evidence file under ``folder`` (default: the shipped ``targets/evidence``)."""
     for path in sorted((folder or evidence_dir()).glob("*/*.yaml")):
         yield load(path)
+
+
+@cache
+def recorded() -> tuple[Evidence, ...]:
+    """The shipped evidence, read once per process (docs and ``portlint targets`` ask for
+    it per profile)."""
+    return tuple(shipped())
+
+
+def recorded_for(target: str, version: str) -> tuple[Evidence, ...]:
+    """The shipped evidence of ``target`` recorded with the toolchain ``version``."""
+    return tuple(e for e in recorded() if e.target == target and e.version == version)

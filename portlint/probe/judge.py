@@ -18,6 +18,14 @@ from portlint.toolchains.base import CPU, CompileResult, Layer
 
 REJECT, ON_CPU, SLOW, ON_NPU, UNTESTABLE = "reject", "cpu", "slow", "npu", "untestable"
 CLASSES = (REJECT, ON_CPU, SLOW, ON_NPU)
+LABELS = {
+    REJECT: "fails",
+    ON_CPU: "CPU",
+    SLOW: "NPU + CPU layout layers",
+    ON_NPU: "NPU",
+    UNTESTABLE: "no verdict",
+}
+"""Each class in a word or two, for tables and fact lines."""
 
 
 def predicted(model: onnx.ModelProto, target: Target) -> str:

@@ -63,12 +63,14 @@ def judge_facts(outcomes: list[ProbeOutcome], unprobed: list[Unprobed]) -> list[
     return sorted(verdicts, key=lambda v: v.fact)
 
 
+def _wanted(only: str | None) -> list[str]:
+    return [w for w in (only or "").split(",") if w]
+
+
 def select(probes: list[Probe], only: str | None) -> list[Probe]:
     """Probes whose id contains one of the comma-separated ``only`` substrings."""
-    if not only:
-        return probes
-    wanted = [w for w in only.split(",") if w]
-    return [p for p in probes if any(w in p.id for w in wanted)]
+    wanted = _wanted(only)
+    return [p for p in probes if any(w in p.id for w in wanted)] if wanted else probes
 
 
 def probe_target(
@@ -89,7 +91,7 @@ def probe_target(
     probes, unprobed = plan(target)
     probes = select(probes, only)
     if only:
-        unprobed = [u for u in unprobed if any(w in u.fact for w in only.split(","))]
+        unprobed = [u for u in unprobed if any(w in u.fact for w in _wanted(only))]
 
     def finished(outcome: ProbeOutcome) -> None:
         if done is not None:

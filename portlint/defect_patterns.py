@@ -161,6 +161,36 @@ def _attention_transposed(view: GraphView) -> list[Match]:
     return matches
 
 
+def _activation_matmul(view: GraphView, node: NodeView | None) -> bool:
+    """A MatMul of two computed tensors (not a projection with constant weights)."""
+    return (
+        node is not None
+        and node.op_type == "MatMul"
+        and not any(is_constant(view, name) for name in node.inputs)
+    )
+
+
+def _attention(view: GraphView) -> list[Match]:
+    matches = []
+    for softmax in view.live_by_op.get("Softmax", []):
+        scale = view.producer(softmax.inputs[0])
+        scores = scale
+        if scale is not None and scale.op_type in ("Mul", "Div"):
+            if not any(is_constant(view, name) for name in scale.inputs):
+                continue
+            scores = view.producer(next(n for n in scale.inputs if not is_constant(view, n)))
+        if not _activation_matmul(view, scores):
+            continue
+        values = _single_consumer(view, softmax, "MatMul")
+        if values is None or not _activation_matmul(view, values):
+            continue
+        middle = [scale] if scale is not scores and scale is not None else []
+        members = (scores.name, *(n.name for n in middle), softmax.name, values.name)
+        shown = " → ".join(["MatMul", *(n.op_type for n in middle), "Softmax", "MatMul"])
+        matches.append(Match(softmax.name, "Softmax", members, f"attention: {shown}"))
+    return matches
+
+
 def _gemm_source(view: GraphView, tensor: str) -> tuple[list[NodeView], str] | None:
     """(the Gemm and the BatchNormalization before it, if any; the tensor they read)."""
     gemm = view.producer(tensor)
@@ -198,6 +228,7 @@ FINDERS: dict[str, Callable[[GraphView], list[Match]]] = {
     "dfl-split": _dfl_split,
     "qkv-split": _qkv_split,
     "attention-transposed": _attention_transposed,
+    "attention": _attention,
     "gemm-pair-add": _gemm_pair_add,
 }
 check_implemented("defect", DESCRIPTIONS, set(FINDERS))

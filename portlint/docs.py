@@ -138,6 +138,23 @@ class _Facts:
         )
         return f" Probed with {self.tool}: {', '.join(found)}." if found else ""
 
+    def blocks(self) -> list[str]:
+        """What the compiler did with each block probe (SiLU as Sigmoid and Mul, attention,
+        a DFL head...), as a section of its own: these test the profile as a whole."""
+        from portlint.probe.blocks import BLOCKS, describe
+
+        found = {
+            fact.removeprefix("blocks."): said[0]
+            for fact, said in self.probed.items()
+            if fact.startswith("blocks.")
+        }
+        if not found:
+            return []
+        lines = ["", f"## Exported blocks, probed with {self.tool}", ""]
+        return lines + [
+            f"- `{name}` ({describe(name)}): {found[name]}" for name in BLOCKS if name in found
+        ]
+
     def suffix(self, fact: Fact, key: str | None = None) -> str:
         kind = self.target.evidence_kind(fact)
         cited = fact.source if kind == "document" else f"{fact.source} · {kind}"
@@ -150,7 +167,9 @@ class _Facts:
 
 def _constraint_line(c: Constraint, default_effect: str, facts: _Facts) -> str:
     effect = EFFECT_WORDS[c.effect or default_effect]
-    return f"- {c.rule} `{c.id}`: {describe(c)} ({effect}){facts.suffix(c, f'constraints.{c.id}')}"
+    where = ", enforced by the runtime on the device" if c.enforced_by == "runtime" else ""
+    suffix = facts.suffix(c, f"constraints.{c.id}")
+    return f"- {c.rule} `{c.id}`: {describe(c)} ({effect}{where}){suffix}"
 
 
 def render_target_markdown(target: Target) -> str:
@@ -218,6 +237,7 @@ def render_target_markdown(target: Target) -> str:
                 f"{d.what} ({EFFECT_WORDS[d.effect]}). Workaround: {d.workaround}."
                 f"{facts.suffix(d)}"
             )
+    lines += facts.blocks()
     for key, value in target.info.items():
         lines += ["", f"## {key.capitalize()}", "", "```yaml", _yaml(value).rstrip(), "```"]
     return "\n".join(lines) + "\n"

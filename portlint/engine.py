@@ -99,6 +99,7 @@ def _finish(raw: RawFinding, rule: Rule, target: Target, config: Config) -> Find
         effect,
         rule.help,
         raw.note,
+        raw.enforced_by,
     )
 
 

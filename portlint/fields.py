@@ -358,6 +358,15 @@ def is_first_layer(node: NodeView, view: GraphView) -> bool:
     return any(name in inputs for name in node.inputs)
 
 
+@field(
+    "activation_inputs",
+    "activation inputs",
+    "inputs computed at run time (not weights, constants or folded values)",
+)
+def activation_inputs(node: NodeView, view: GraphView) -> int:
+    return sum(1 for name in node.inputs if name and not view.is_constant(name))
+
+
 @field("weights_per_filter", "weights per filter", "weights per output channel (kh*kw*Cin/group)")
 def weights_per_filter(node: NodeView, view: GraphView) -> int | None:
     if node.op_type not in ("Conv", "ConvTranspose") or len(node.inputs) < 2:

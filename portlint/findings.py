@@ -26,6 +26,7 @@ class RawFinding:
     effect: str | None = None  # reject | cpu | slow; None = the rule's default
     rule: str | None = None  # set when a check reports under another rule (PL200)
     note: str = ""
+    enforced_by: str = "compiler"  # or "runtime": the device refuses it, the converter does not
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Finding:
     effect: str
     help: str
     note: str = ""
+    enforced_by: str = "compiler"  # or "runtime": the device refuses it, the converter does not
     extra: dict = field(default_factory=dict, compare=False)
 
     @property

@@ -162,6 +162,14 @@ class GraphView:
     def tensor(self, name: str) -> TensorInfo | None:
         return self.tensors.get(name) if name else None
 
+    def is_constant(self, name: str) -> bool:
+        """Initializers, Constant outputs and outputs of folded nodes: known before run time."""
+        info = self.tensor(name)
+        if info is not None and info.kind in ("initializer", "constant"):
+            return True
+        producer = self.producer(name)
+        return producer is not None and producer.folded
+
     def constant_value(self, name: str) -> np.ndarray | None:
         """The value of a small constant (initializer or Constant node), else None."""
         return self.constants.get(name)

@@ -38,6 +38,11 @@ DEFECT_PATTERNS: dict[str, str] = {
         "probabilities (q·k MatMul, Softmax, Transpose, MatMul), as Ultralytics' "
         "Attention block (C2PSA in YOLO11, PSA in YOLOv10, YOLO26) computes v @ attnᵀ"
     ),
+    "attention": (
+        "scaled dot-product attention: a MatMul of two activations (q·kᵀ), optionally scaled "
+        "by a constant Mul or Div, a Softmax, and a MatMul of the probabilities with another "
+        "activation (the values): ViT/DeiT/Swin blocks, MobileViT, LeViT"
+    ),
     "gemm-pair-add": (
         "two Gemm (fully connected) layers reading the same tensor, each optionally after "
         "its own BatchNormalization, whose outputs are added: LeViT's classifier and "

@@ -209,11 +209,7 @@ def is_postprocess_op(node: NodeView, view: GraphView) -> bool:
 
 def is_constant(view: GraphView, name: str) -> bool:
     """Initializers, Constant outputs and outputs of folded nodes: known before run time."""
-    info = view.tensor(name)
-    if info is not None and info.kind in ("initializer", "constant"):
-        return True
-    producer = view.producer(name)
-    return producer is not None and producer.folded
+    return view.is_constant(name)
 
 
 def _stays(node: NodeView, view: GraphView, members: set[str], outputs: set[str]) -> bool:

@@ -85,6 +85,9 @@ CONSTRAINT_KEYS = {
     "scope": "what it is evaluated on (default node)",
     "field": "the quantity it limits (needed unless `table` or `static`)",
     "effect": "what a violation costs (default: the rule's severity)",
+    "enforced_by": "who refuses a violation: `compiler` (the default: the vendor's converter or "
+    "compiler, which a probe can run) or `runtime` (the on-device runtime, at load or in "
+    "wrong results: the converter accepts it, so no conversion can confirm it)",
     **FACT_KEYS,
     "when": "a condition: the constraint applies only where it holds",
     "unless": "a condition: the constraint does not apply where it holds",
@@ -94,6 +97,10 @@ CONSTRAINT_KEYS = {
     **{name: predicate.doc for name, predicate in PREDICATES.items()},
 }
 CONSTRAINT_REQUIRED = ("id", "rule", "source")
+ENFORCERS = {
+    "compiler": "the vendor's converter or compiler refuses it (what a probe runs)",
+    "runtime": "the runtime on the device refuses it at load, or computes something else",
+}
 """Every constraint has an id so that any of them can be removed by a derived profile."""
 CONSTRAINT_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*(?:@[0-9][0-9a-z.]*)?$")
@@ -132,6 +139,7 @@ class Constraint(Fact):
     when: Condition | None = None
     unless: Condition | None = None
     id: str = ""  # unique in the profile; ``remove_constraints`` in a derived one names it
+    enforced_by: str = "compiler"  # or "runtime": the converter accepts it, the device does not
 
     def applies_to_op(self, op_type: str) -> bool:
         return (self.ops is None or op_type in self.ops) and op_type not in self.exclude_ops
@@ -407,6 +415,9 @@ def _load_constraint(
     unless = _load_condition(data["unless"], here / "unless", scope) if "unless" in data else None
     exclude = data.get("exclude_ops", [])
     expect_type(exclude, list, here / "exclude_ops", "a list of op types")
+    enforced_by = data.get("enforced_by", "compiler")
+    if enforced_by not in ENFORCERS:
+        raise (here / "enforced_by").error(f"must be one of {', '.join(ENFORCERS)}")
     return Constraint(
         fact.source,
         fact.verified,
@@ -423,6 +434,7 @@ def _load_constraint(
         when,
         unless,
         data["id"],
+        enforced_by,
     )
 
 

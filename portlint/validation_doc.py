@@ -22,6 +22,8 @@ def _fact_rows(evidence: Evidence, replayed: list[Replayed]) -> list[str]:
     for item in replayed:
         r = item.record
         agree = "" if r.compiler == UNTESTABLE else ("✓" if item.problem is None else "✗")
+        if item.runtime and r.compiler != "reject":
+            agree = "runtime limit"  # the converter built it; the device decides
         said = f" ({r.message})" if r.message and r.compiler != "npu" else ""
         rows.append(
             f"| `{r.fact}` | `{r.id}` | {CELL[r.compiler]}{_escape(said)} | "
@@ -64,14 +66,19 @@ def render_validation() -> str:
         "",
         "Every profile fact a compiler that installs with pip can test is probed: one small "
         "model per op the profile names (and per op exporters commonly write), two per limit "
-        "(just inside and just outside), each probed node between two Relus as in a real "
-        "network. The compiler's answer is recorded per toolchain version in "
+        "(just inside and just outside), and one per block exporters commonly write (SiLU "
+        "as Sigmoid and Mul, GELU in its Erf and tanh forms, LayerNorm native and "
+        "decomposed, attention, channel shuffle, a DFL head, an NMS tail, dynamic batch, "
+        "large Resize scales, grouped convs), each probed node or block between two Relus "
+        "as in a real network. The compiler's answer is recorded per toolchain version in "
         "`targets/evidence/`; CI rebuilds every probe model from its recipe and asks `check` "
         "the same question (`tests/test_evidence.py`), so a profile that contradicts a "
         "recorded compiler does not merge. Conversion only: nothing here ran on a board.",
         "",
         "Compiler: what it did with the probed node (NPU, CPU, or the build fails, with its "
-        "own message). Check: what `check` predicts from the profile as it is now.",
+        "own message). Check: what `check` predicts from the profile as it is now. A limit "
+        "the profile marks `enforced_by: runtime` is the device runtime's, not the "
+        "converter's: a conversion that accepts it neither confirms nor contradicts it.",
         "",
     ]
     for evidence in recorded():

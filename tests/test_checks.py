@@ -183,7 +183,8 @@ def test_hailo_conv_table_is_info_for_unlisted_combination(tmp_path: Path) -> No
 
 def test_stride_equal_to_kernel_row_matches_any_kernel(tmp_path: Path) -> None:
     patchify = build("Conv", "kernel_shape", (4, 4))
-    from portlint.probe.factory import Spec, apply
+    from portlint.probe.factory import apply
+    from portlint.probe.parts import Spec
 
     spec = apply(apply(Spec("Conv"), "kernel_shape", (4, 4)), "strides", (4, 4))
     assert findings_of(run_check(build("Conv", base=spec), tmp_path, "hailo8"), "PL215") == []
@@ -201,7 +202,7 @@ def test_silu_pattern_is_judged_as_one_layer(tmp_path: Path) -> None:
 
 
 def test_per_op_batch_limit_for_gna_convolution(tmp_path: Path) -> None:
-    from portlint.probe.factory import Spec
+    from portlint.probe.parts import Spec
 
     batch2 = build("Conv", base=Spec("Conv", n=2, c=8, out=8, kernel=(1, 1), pads=(0, 0, 0, 0)))
     found = [

@@ -20,7 +20,7 @@ from portlint.checks.constraint import UNEVALUABLE_RULE
 from portlint.fields import NODE, get_field
 from portlint.predicates import PREDICATES, format_value
 from portlint.probe.boundary import boundary, limit_model
-from portlint.probe.factory import NODE_NAME, Unsupported
+from portlint.probe.parts import NODE_NAME, Unsupported
 from portlint.target import Constraint, load_target, shipped_target_names
 
 UNPROBED: dict[tuple[str, str], str] = {}

@@ -9,7 +9,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from portlint.probe.factory import COMMON, FIXED, LISTED, NODE_NAME, Unsupported, build
+from portlint.probe.factory import build
+from portlint.probe.fixed_models import COMMON, FIXED, LISTED
+from portlint.probe.parts import NODE_NAME, Unsupported
 from portlint.probe.plan import BUILDABLE_OPS, plan
 from portlint.probe.recipes import CARRIER_OUT, build_recipe, model_hash, op_recipe
 from portlint.target import load_target, shipped_target_names

@@ -163,6 +163,7 @@ def _finding(
         c.effect,
         rule,
         c.note,
+        c.enforced_by,
     )
 
 

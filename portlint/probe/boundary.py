@@ -12,7 +12,7 @@ from typing import Any
 import onnx
 
 from portlint.fields import GRAPH_INPUT, TENSOR
-from portlint.probe.factory import Unsupported
+from portlint.probe.parts import Unsupported
 from portlint.probe.recipes import Recipe, build_recipe, input_recipe, op_recipe
 from portlint.target import Condition, Constraint
 
@@ -71,7 +71,8 @@ def boundary(field: str, predicate: str, operand: Any) -> tuple[Any, Any]:
     if predicate == "max":
         return operand, operand + 1
     if predicate == "min":
-        return operand, operand - 1
+        below = operand - 1
+        return operand, (-1 if field == "steps" and below == 0 else below)  # a step of 0 is invalid
     if predicate == "multiple_of":
         if operand == 1:  # only fractional values violate it: "integer scale factors"
             return 2, 2.5

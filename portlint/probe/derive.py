@@ -52,6 +52,13 @@ def _constraint_changes(
     raw = {c.get("id"): c for c in raw_profile(target).get("constraints") or ()}
     removed, restated, notes = [], [], []
     for o in wrong:
+        if o.probe.id.startswith("block:"):
+            notes.append(
+                f"{o.probe.id}: the compiler {o.observed} where check predicts {o.predicted} "
+                f"({o.message or o.result.outcome}); the profile's ops and limits for that "
+                "block need a closer look"
+            )
+            continue
         if not o.probe.id.startswith("limit:"):
             continue
         _, cid, side = o.probe.id.split(":")

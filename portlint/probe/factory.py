@@ -2,18 +2,13 @@
 
 Given a node field (kernel_shape, strides, out_channels, in_width, mode, ...) and a value,
 ``build(op, field, value)`` returns a small valid model whose one interesting node has that
-value, or raises ``Unsupported`` when no single-op model can express it.
-
-Ops no profile limit varies (comparisons, shape arithmetic, detector post-processing ...)
-get one fixed model each (``FIXED``): the op alone, or inside the few nodes a torch export
-puts around it, so that its bool or integer tensors are read by the nodes that read them in
-real networks and only float tensors meet the carriers ``recipes`` adds.
+value, or raises ``Unsupported`` when no single-op model can express it. Ops no field
+reaches get one fixed model each (``fixed_models.FIXED``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,104 +16,27 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from portlint.pattern_catalog import FUSED_PATTERNS
-
-IR_VERSION = 8
-OPSET = 17
-IR_FOR_OPSET = {9: 4, 17: IR_VERSION, 18: 8, 19: 9, 20: 9, 21: 10}
-"""The IR version each opset the probes use came with (DequantizeLinear to float16 needs 19)."""
-OPSET_OF = {"Upsample": 9, "Mish": 18, "Gelu": 20, "GroupNormalization": 21}
-"""Ops a probe must import another opset than ``OPSET`` for: removed since (Upsample, which
-old exports at opset 9 still hold) or added later (GroupNormalization in its opset 21 form:
-the checker refuses the deprecated opset 18 one)."""
-N, C, H, W = 1, 8, 16, 16
-"""The probe input [n, c, h, w] when no field sets it (fixed probes always)."""
-NODE_NAME = "probe"
-DTYPES = {
-    "float32": TensorProto.FLOAT,
-    "float16": TensorProto.FLOAT16,
-    "float64": TensorProto.DOUBLE,
-    "int8": TensorProto.INT8,
-    "uint8": TensorProto.UINT8,
-    "int16": TensorProto.INT16,
-    "int32": TensorProto.INT32,
-    "int64": TensorProto.INT64,
-    "bool": TensorProto.BOOL,
-}
-KERNEL_FIELDS = {
-    "kernel_shape",
-    "kernel_height",
-    "kernel_width",
-    "kernel_area",
-    "dilated_kernel_shape",
-}
-WINDOWED = {"Conv", "ConvTranspose", "MaxPool", "AveragePool"}
-SHAPE_PRESERVING = {
-    "Pow",
-    "MatMul",
-    "ArgMax",
-    "ArgMin",
-    "DepthToSpace",
-    "LRN",
-    "Relu",
-    "Sigmoid",
-    "Tanh",
-    "Elu",
-    "LeakyRelu",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Max",
-    "Min",
-    "Transpose",
-    "Reshape",
-    "BatchNormalization",
-    "PRelu",
-    "Clip",
-    "Softmax",
-    "ReduceMean",
-    "ReduceSum",
-    "Pad",
-    "Concat",
-    "Slice",
-    "Cast",
-    "Identity",
-    "Exp",
-    "Log",
-    "HardSigmoid",
-    "HardSwish",
-    "Flatten",
-    "Gather",
-}
-
-
-class Unsupported(Exception):
-    """The factory cannot build a single-op model for this op/field."""
-
-
-@dataclass
-class Spec:
-    """Everything a probe model can vary; fields map onto these."""
-
-    op: str
-    n: int = N
-    c: int = C
-    h: int = H
-    w: int = W
-    out: int = 8
-    kernel: tuple[int, ...] = (3, 3)
-    strides: tuple[int, ...] = (1, 1)
-    dilations: tuple[int, ...] = (1, 1)
-    pads: tuple[int, ...] = (0, 0, 0, 0)
-    group: int = 1
-    rank: int = 4
-    axis: int = 1
-    mode: str = "nearest"
-    scales: tuple[float, ...] = (2.0, 2.0)
-    steps: int = 1
-    dtype: str = "float32"
-    first_layer: bool = True
-    attrs: dict[str, Any] = field(default_factory=dict)
+from portlint.probe.fixed_models import COMMON, FIXED
+from portlint.probe.parts import (
+    DTYPES,
+    GATES,
+    IR_VERSION,
+    KERNEL_FIELDS,
+    NODE_NAME,
+    OPSET,
+    SHAPE_PRESERVING,
+    WINDOWED,
+    Builder,
+    Spec,
+    Unsupported,
+    f32,
+    make_model,
+    net,
+    normal,
+    probe_node,
+    recurrent_weights,
+    value_info,
+)
 
 
 def _pair(value: Any) -> tuple[int, ...]:
@@ -162,6 +80,7 @@ def apply(spec: Spec, name: str, value: Any) -> Spec:
         "mode": lambda: replace(spec, mode=str(value)),
         "resize_scales": lambda: replace(spec, scales=tuple(float(v) for v in _pair_float(value))),
         "steps": lambda: replace(spec, steps=int(value)),
+        "activation_inputs": lambda: replace(spec, activation_inputs=int(value)),
         "dtype": lambda: replace(spec, dtype=str(value)),
         "auto_pad": lambda: replace(spec, attrs={**spec.attrs, "auto_pad": str(value)}),
         "kernel_area": lambda: _fit(replace(spec, kernel=(1, int(value)))),
@@ -196,9 +115,15 @@ def _written(spec: Spec, attribute: str, written: bool) -> Spec:
     return replace(spec, attrs={**spec.attrs, attribute: value})
 
 
+WRITTEN = {"axes": [2, 3]}
+"""Values to write for attributes ONNX gives no default: a reduction over H and W."""
+
+
 def _schema_default(op: str, attribute: str) -> Any:
     schema = onnx.defs.get_schema(op, OPSET)
     declared = schema.attributes.get(attribute)
+    if attribute in WRITTEN and declared is not None:
+        return WRITTEN[attribute]
     if declared is None or declared.default_value.type == onnx.AttributeProto.UNDEFINED:
         raise Unsupported(f"{op} attribute {attribute} has no ONNX default to write out")
     return helper.get_attribute_value(declared.default_value)
@@ -217,7 +142,7 @@ def _group_kind(spec: Spec, kind: str) -> Spec:
 
 
 def _rank(spec: Spec, rank: int) -> Spec:
-    if not 2 <= rank <= 8:
+    if not 2 <= rank <= 9:  # ONNX has no bound; Vela 5.2 stops above 8 (Transpose)
         raise Unsupported(f"rank {rank}")
     if rank != 3 and rank != 4:
         if spec.op in WINDOWED and rank != 5:
@@ -233,84 +158,6 @@ def _rank(spec: Spec, rank: int) -> Spec:
             pads=spec.pads[:2],
         )
     return spec
-
-
-def _value(name: str, dtype: int, dims: list[int]) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, dtype, dims)
-
-
-def _model(
-    nodes: list[onnx.NodeProto], inputs: list, outputs: list, inits: list, opset: int = OPSET
-) -> onnx.ModelProto:
-    graph = helper.make_graph(nodes, "probe", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = IR_FOR_OPSET[opset]
-    return model
-
-
-def _node(op: str, inputs: list[str], outputs: list[str], attrs: dict[str, Any]) -> onnx.NodeProto:
-    """The probe node; attributes set to ``None`` are left out (``has_attr`` probes)."""
-    written = {k: v for k, v in attrs.items() if v is not None}
-    return helper.make_node(op, inputs, outputs, name=NODE_NAME, **written)
-
-
-def _normal(shape: list[int], seed: int = 0) -> np.ndarray:
-    """Weights with a fixed seed: the same recipe must rebuild the same bytes."""
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-Builder = Callable[[Spec], onnx.ModelProto]
-X = (N, C, H, W)
-GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
-"""Gate blocks stacked in a recurrent layer's weights (ONNX order: iofc, zrh, one)."""
-
-
-def _recurrent_weights(channels: int, gates: int, directions: int = 1) -> dict[str, np.ndarray]:
-    """W and R of a recurrent layer whose hidden size is its input's ``channels``."""
-    return {
-        "W": _normal([directions, gates * channels, channels], seed=1),
-        "R": _normal([directions, gates * channels, channels], seed=2),
-    }
-
-
-def _f32(values: Any) -> np.ndarray:
-    return np.array(values, np.float32)
-
-
-def _i64(values: Any) -> np.ndarray:
-    return np.array(values, np.int64)
-
-
-def _aux(op: str, inputs: list[str], outputs: list[str], **attrs: Any) -> onnx.NodeProto:
-    """A node of the network around the probed one, named after its first output."""
-    return helper.make_node(op, inputs, outputs, name=outputs[0], **attrs)
-
-
-def _net(
-    op: str,
-    nodes: list[onnx.NodeProto],
-    constants: Mapping[str, np.ndarray],
-    inputs: Mapping[str, Sequence[int]] | None = None,
-    outputs: Mapping[str, Sequence[int] | None] | None = None,
-) -> onnx.ModelProto:
-    """A small float network whose one node of type ``op`` is the probed one: every graph
-    input and output is float, so the carriers wrap it as layers would; bool and integer
-    tensors stay inside, between the nodes that make and read them."""
-    [probed] = [node for node in nodes if node.op_type == op]
-    probed.name = NODE_NAME
-    return _model(
-        nodes,
-        [
-            _value(name, TensorProto.FLOAT, list(dims))
-            for name, dims in (inputs or {"x": X}).items()
-        ],
-        [
-            _value(name, TensorProto.FLOAT, None if dims is None else list(dims))
-            for name, dims in (outputs or {"y": None}).items()
-        ],
-        [numpy_helper.from_array(values, name) for name, values in constants.items()],
-        opset=OPSET_OF.get(op, OPSET),
-    )
 
 
 def _input_dims(spec: Spec) -> list[int]:
@@ -347,7 +194,7 @@ def _windowed(spec: Spec) -> onnx.ModelProto:
             if spec.op == "Conv"
             else [spec.c, spec.out // spec.group]
         ) + list(kernel)
-        weights["w"] = _normal(shape)
+        weights["w"] = normal(shape)
         inputs.append("w")
         attrs.update(dilations=dilations, group=spec.group)
     elif spec.op == "MaxPool":
@@ -355,19 +202,25 @@ def _windowed(spec: Spec) -> onnx.ModelProto:
     attrs.update(spec.attrs)
     if attrs.get("auto_pad", "NOTSET") != "NOTSET":
         attrs.pop("pads")
-    node = _node(spec.op, inputs, ["y"], attrs)
-    return _net(spec.op, [node], weights, {"x": _input_dims(spec)})
+    node = probe_node(spec.op, inputs, ["y"], attrs)
+    return net(spec.op, [node], weights, {"x": _input_dims(spec)})
 
 
 def _global_pool(spec: Spec, kernel: tuple[int, ...] | None = None) -> onnx.ModelProto:
     dims = _input_dims(spec) if kernel is None else [spec.n, spec.c, *kernel]
-    return _net(spec.op, [_node(spec.op, ["x"], ["y"], {})], {}, {"x": dims})
+    return net(spec.op, [probe_node(spec.op, ["x"], ["y"], {})], {}, {"x": dims})
+
+
+ANTIALIAS_OPSET = 18
+LATER_OPSETS = {"RMSNormalization": 23, "Attention": 23}
+"""Ops newer than the onnx and onnxruntime versions the probes are checked with."""
 
 
 def _resize(spec: Spec) -> onnx.ModelProto:
-    node = _node("Resize", ["x", "", "scales"], ["y"], {"mode": spec.mode, **spec.attrs})
-    scales = {"scales": _f32([1, 1, *spec.scales])}
-    return _net("Resize", [node], scales, {"x": _input_dims(spec)})
+    node = probe_node("Resize", ["x", "", "scales"], ["y"], {"mode": spec.mode, **spec.attrs})
+    scales = {"scales": f32([1, 1, *spec.scales])}
+    opset = ANTIALIAS_OPSET if "antialias" in spec.attrs else None  # the attribute's first
+    return net("Resize", [node], scales, {"x": _input_dims(spec)}, opset=opset)
 
 
 def _simple(spec: Spec) -> onnx.ModelProto:
@@ -381,6 +234,8 @@ def _simple(spec: Spec) -> onnx.ModelProto:
         shape = [1, dims[1], *[1] * (len(dims) - 2)] if len(dims) >= 2 else []
         inits.append(numpy_helper.from_array(np.full(shape, 1.5, np.float32), "k"))
         extra = ["k"]
+        if spec.activation_inputs >= 2:  # both inputs computed: a second graph input
+            inits, extra = [], ["x2"]
     if op in ("Softmax", "Concat", "Gather", "Flatten", "ArgMax", "ArgMin"):
         attrs.setdefault("axis", spec.axis)
     if op == "Transpose":
@@ -395,11 +250,12 @@ def _simple(spec: Spec) -> onnx.ModelProto:
     if op == "PRelu":
         inits.append(numpy_helper.from_array(np.full((spec.c, 1, 1), 0.1, np.float32), "slope"))
         extra = ["slope"]
-    if op == "Slice":
-        starts = np.zeros(1, np.int64)
+    if op == "Slice":  # the whole last axis, forwards, or backwards for a negative step
+        backwards = spec.steps < 0
+        starts = np.array([dims[-1] - 1 if backwards else 0], np.int64)
         for name, value in (
             ("starts", starts),
-            ("ends", np.array([dims[-1]], np.int64)),
+            ("ends", np.array([-dims[-1] - 1 if backwards else dims[-1]], np.int64)),
             ("axes", np.array([len(dims) - 1], np.int64)),
             ("steps", np.array([spec.steps], np.int64)),
         ):
@@ -410,7 +266,9 @@ def _simple(spec: Spec) -> onnx.ModelProto:
     if op == "MatMul":
         inits.append(numpy_helper.from_array(np.ones((dims[-1], dims[-1]), np.float32), "m"))
         extra = ["m"]
-    if op == "Pow":
+    if op == "Pow" and spec.activation_inputs >= 2:  # a computed exponent: a second input
+        extra = ["x2"]
+    elif op == "Pow":
         inits.append(numpy_helper.from_array(np.array(2.0, np.float32), "exponent"))
         extra = ["exponent"]
     if op == "DepthToSpace":
@@ -423,20 +281,21 @@ def _simple(spec: Spec) -> onnx.ModelProto:
     if op == "Pad":
         inits.append(numpy_helper.from_array(np.zeros(2 * len(dims), np.int64), "pads"))
         extra = ["pads"]
-    node = _node(op, ["x", *extra], ["y"], attrs)
+    node = probe_node(op, ["x", *extra], ["y"], attrs)
     in_type = TensorProto.FLOAT if op == "Cast" else DTYPES[spec.dtype]
     out_type = {"Cast": DTYPES[spec.dtype], "ArgMax": TensorProto.INT64}.get(op, in_type)
     out_type = TensorProto.INT64 if op == "ArgMin" else out_type
-    return _model([node], [_value("x", in_type, dims)], [_value("y", out_type, None)], inits)
+    inputs = [value_info(name, in_type, dims) for name in ("x", "x2") if name in ("x", *extra)]
+    return make_model([node], inputs, [value_info("y", out_type, None)], inits)
 
 
 def _lstm(spec: Spec) -> onnx.ModelProto:
     """One LSTM layer over a [steps, batch, channels] sequence, hidden size = channels;
     ``attr.direction`` bidirectional doubles the weights' direction axis."""
     hidden, directions = spec.c, 2 if spec.attrs.get("direction") == "bidirectional" else 1
-    weights = _recurrent_weights(spec.c, GATES["LSTM"], directions)
-    node = _node("LSTM", ["x", "W", "R"], ["y"], {"hidden_size": hidden, **spec.attrs})
-    return _net("LSTM", [node], weights, {"x": (4, spec.n, spec.c)})
+    weights = recurrent_weights(spec.c, GATES["LSTM"], directions)
+    node = probe_node("LSTM", ["x", "W", "R"], ["y"], {"hidden_size": hidden, **spec.attrs})
+    return net("LSTM", [node], weights, {"x": (4, spec.n, spec.c)})
 
 
 def _split(spec: Spec) -> onnx.ModelProto:
@@ -445,25 +304,27 @@ def _split(spec: Spec) -> onnx.ModelProto:
     axis = spec.attrs.get("axis", spec.axis)
     if not -len(dims) <= axis < len(dims) or dims[axis] % 2:
         raise Unsupported(f"Split axis {axis} of {dims}")
-    node = _node("Split", ["x"], ["y0", "y1"], {**spec.attrs, "axis": axis})
-    return _net("Split", [node], {}, {"x": dims}, {"y0": None, "y1": None})
+    node = probe_node("Split", ["x"], ["y0", "y1"], {**spec.attrs, "axis": axis})
+    return net("Split", [node], {}, {"x": dims}, {"y0": None, "y1": None})
 
 
 def _roi_align(spec: Spec) -> onnx.ModelProto:
     """RoiAlign of one box covering the whole [n, c, h, w] map into 2x2 bins."""
-    box = _f32([[0, 0, spec.w - 1, spec.h - 1]])
+    box = f32([[0, 0, spec.w - 1, spec.h - 1]])
     attrs = {"output_height": 2, "output_width": 2, **spec.attrs}
-    node = _node("RoiAlign", ["x", "rois", "batch_indices"], ["y"], attrs)
+    node = probe_node("RoiAlign", ["x", "rois", "batch_indices"], ["y"], attrs)
     constants = {"rois": box, "batch_indices": np.zeros(1, np.int64)}
-    return _net("RoiAlign", [node], constants, {"x": (spec.n, spec.c, spec.h, spec.w)})
+    return net("RoiAlign", [node], constants, {"x": (spec.n, spec.c, spec.h, spec.w)})
 
 
 def _layer_norm(spec: Spec) -> onnx.ModelProto:
     """LayerNormalization over the last axis, with scale and bias."""
     dims = _input_dims(spec)
     constants = {"scale": np.ones(dims[-1], np.float32), "bias": np.zeros(dims[-1], np.float32)}
-    node = _node("LayerNormalization", ["x", "scale", "bias"], ["y"], {"axis": -1, **spec.attrs})
-    return _net("LayerNormalization", [node], constants, {"x": dims})
+    node = probe_node(
+        "LayerNormalization", ["x", "scale", "bias"], ["y"], {"axis": -1, **spec.attrs}
+    )
+    return net("LayerNormalization", [node], constants, {"x": dims})
 
 
 def _dequantize(spec: Spec) -> onnx.ModelProto:
@@ -476,324 +337,14 @@ def _dequantize(spec: Spec) -> onnx.ModelProto:
         numpy_helper.from_array(scale, "scale"),
         numpy_helper.from_array(np.array(0, np.int8), "zero_point"),
     ]
-    node = _node("DequantizeLinear", ["x", "scale", "zero_point"], ["y"], spec.attrs)
-    return _model(
+    node = probe_node("DequantizeLinear", ["x", "scale", "zero_point"], ["y"], spec.attrs)
+    return make_model(
         [node],
-        [_value("x", TensorProto.INT8, _input_dims(spec))],
-        [_value("y", DTYPES[spec.dtype], None)],
+        [value_info("x", TensorProto.INT8, _input_dims(spec))],
+        [value_info("y", DTYPES[spec.dtype], None)],
         inits,
         opset=OPSET if spec.dtype == "float32" else 19,
     )
-
-
-@dataclass(frozen=True)
-class OneNode:
-    """A probe that is the op alone on an input of ``dims``: the constant inputs it reads
-    after that input (in order), its attributes, and its output's dims where onnx's shape
-    inference does not find them (the checker wants them)."""
-
-    constants: Mapping[str, np.ndarray] = field(default_factory=dict)
-    attrs: Mapping[str, Any] = field(default_factory=dict)
-    dims: tuple[int, ...] = X
-    out_dims: tuple[int, ...] | None = None
-
-
-AFFINE = {"scale": np.ones(C, np.float32), "bias": np.zeros(C, np.float32)}
-"""A normalization's per-channel scale and bias, as a freshly initialized layer has them."""
-ONE_NODE: dict[str, OneNode] = {
-    "LogSoftmax": OneNode(attrs={"axis": 1}),
-    "LpNormalization": OneNode(attrs={"axis": 1, "p": 2}),
-    "SpaceToDepth": OneNode(attrs={"blocksize": 2}),
-    # opset 17 reductions other than ReduceSum take axes as an attribute; a channel max with
-    # keepdims is CBAM's torch.max(x, dim=1, keepdim=True)
-    **dict.fromkeys(
-        ("ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2"),
-        OneNode(attrs={"axes": [1], "keepdims": 1}),
-    ),
-    "InstanceNormalization": OneNode(AFFINE),
-    # opset 21 (per-channel scale): the checker refuses opset 18's per-group form, deprecated;
-    # onnx infers no output shape through this function op
-    "GroupNormalization": OneNode(AFFINE, {"num_groups": C // 2}, out_dims=X),
-    # onnx infers the function body's shape only with the (default) axes written out
-    "MeanVarianceNormalization": OneNode(attrs={"axes": [0, 2, 3]}),
-    # a text recognizer's feature map of height 1 squeezed into a sequence, and back
-    "Squeeze": OneNode({"axes": _i64([2])}, dims=(N, C, 1, W)),
-    "Unsqueeze": OneNode({"axes": _i64([2])}, dims=(N, C, W)),
-    "Expand": OneNode({"shape": _i64(X)}, dims=(N, C, 1, W)),
-    "Tile": OneNode({"repeats": _i64([1, 1, 2, 2])}),
-    "Mod": OneNode({"divisor": _f32(2.0)}, {"fmod": 1}),  # float Mod must be fmod
-    "CumSum": OneNode({"axis": _i64(3)}),
-    "Sum": OneNode({"bias": np.ones((1, C, 1, 1), np.float32)}),
-    "GatherElements": OneNode(
-        {"indices": np.random.default_rng(0).integers(0, C, (N, 1, H, W))}, {"axis": 1}
-    ),
-    "GatherND": OneNode({"indices": _i64([[0, 1]])}),
-    # a slice assignment, x[0, 0] = 0, as torch exports it
-    "ScatterND": OneNode({"indices": _i64([[0, 0]]), "updates": np.zeros((1, H, W), np.float32)}),
-    "ReverseSequence": OneNode(
-        {"sequence_lens": _i64([4] * N)}, {"batch_axis": 1, "time_axis": 0}, dims=(4, N, C)
-    ),
-    "MaxRoiPool": OneNode({"rois": _f32([[0, 0, 0, W - 1, H - 1]])}, {"pooled_shape": [2, 2]}),
-    "Upsample": OneNode({"scales": _f32([1, 1, 2, 2])}, {"mode": "nearest"}),
-}
-"""Ops probed alone that need more than their one float input; an op missing here (a unary
-op: Erf, Sqrt, Dropout without its ratio ...) needs nothing more."""
-
-
-def _one_node(spec: Spec) -> onnx.ModelProto:
-    """The op alone between carriers: no other node to blame for what the compiler does."""
-    form = ONE_NODE.get(spec.op, OneNode())
-    node = _aux(spec.op, ["x", *form.constants], ["y"], **form.attrs)
-    return _net(spec.op, [node], form.constants, {"x": form.dims}, {"y": form.out_dims})
-
-
-COMPARISONS = ("Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual")
-LOGICAL = ("And", "Or", "Xor")
-
-
-def _select(spec: Spec) -> onnx.ModelProto:
-    """``torch.where(x > 0, x, 0.1 * x)`` as exported (Greater, Mul, Where): a comparison's
-    bool cannot reach a float carrier, so a Where turns it back into float, as masks do in
-    real networks. A logical op joins two comparisons (``(x > 0) & (x < 6)``), Not inverts
-    one; whichever op is asked for is the probed node."""
-    op = spec.op
-    nodes = [_aux(op if op in COMPARISONS else "Greater", ["x", "low"], ["mask"])]
-    constants = {"low": _f32(0.0), "slope": _f32(0.1)}
-    if op in LOGICAL:
-        constants["high"] = _f32(6.0)
-        nodes += [_aux("Less", ["x", "high"], ["below"]), _aux(op, ["mask", "below"], ["both"])]
-    if op == "Not":
-        nodes.append(_aux("Not", ["mask"], ["both"]))
-    mask = nodes[-1].output[0]
-    nodes += [_aux("Mul", ["x", "slope"], ["leak"]), _aux("Where", [mask, "x", "leak"], ["y"])]
-    return _net(op, nodes, constants)
-
-
-def _gemm(spec: Spec) -> onnx.ModelProto:
-    """A classifier head as torchvision and timm export it: GlobalAveragePool, Flatten, then
-    the Linear layer as Gemm with transB."""
-    nodes = [
-        _aux("GlobalAveragePool", ["x"], ["pooled"]),
-        _aux("Flatten", ["pooled"], ["features"]),
-        _aux("Gemm", ["features", "weight", "bias"], ["y"], transB=1),
-    ]
-    return _net("Gemm", nodes, {"weight": _normal([10, C], seed=1), "bias": _normal([10], seed=2)})
-
-
-def _recurrent(spec: Spec) -> onnx.ModelProto:
-    """One GRU or RNN layer over a [steps, batch, channels] sequence, like the LSTM probe,
-    with the bias torch writes (and GRU's ``linear_before_reset``, which torch always sets)."""
-    op, gates = spec.op, GATES[spec.op]
-    constants = {**_recurrent_weights(C, gates), "B": _normal([1, 2 * gates * C], seed=3)}
-    attrs = {"linear_before_reset": 1} if op == "GRU" else {}
-    node = _aux(op, ["x", "W", "R", "B"], ["y"], hidden_size=C, **attrs)
-    return _net(op, [node], constants, {"x": (4, N, C)})
-
-
-def _shape_of(spec: Spec) -> onnx.ModelProto:
-    """Shape or Size feeding a Reshape, as ``flat.view(x.shape)`` and ``x.view(x.numel())``
-    export when shapes are not folded: the integer output is used, not left dangling."""
-    if spec.op == "Shape":
-        nodes = [
-            _aux("Flatten", ["x"], ["flat"]),
-            _aux("Shape", ["x"], ["shape"]),
-            _aux("Reshape", ["flat", "shape"], ["y"]),
-        ]
-        return _net("Shape", nodes, {})
-    nodes = [
-        _aux("Size", ["x"], ["count"]),
-        _aux("Unsqueeze", ["count", "first"], ["shape"]),
-        _aux("Reshape", ["x", "shape"], ["y"]),
-    ]
-    return _net("Size", nodes, {"first": _i64([0])})
-
-
-def _constant_of_shape(spec: Spec) -> onnx.ModelProto:
-    """``x + torch.ones_like(x)``: exporters fold a ConstantOfShape of a constant shape away,
-    so the ones that remain take their shape from a Shape."""
-    nodes = [
-        _aux("Shape", ["x"], ["shape"]),
-        _aux("ConstantOfShape", ["shape"], ["ones"], value=numpy_helper.from_array(_f32([1.0]))),
-        _aux("Add", ["x", "ones"], ["y"]),
-    ]
-    return _net("ConstantOfShape", nodes, {})
-
-
-def _range(spec: Spec) -> onnx.ModelProto:
-    """``x + torch.arange(x.shape[-1])``, a coordinate grid as detectors build it; like
-    ConstantOfShape, only a Range with a limit read from a shape survives export."""
-    nodes = [
-        _aux("Shape", ["x"], ["shape"]),
-        _aux("Gather", ["shape", "last"], ["width"]),
-        _aux("Range", ["start", "width", "step"], ["positions"]),
-        _aux("Cast", ["positions"], ["grid"], to=TensorProto.FLOAT),
-        _aux("Add", ["x", "grid"], ["y"]),
-    ]
-    constants = {"last": _i64(len(X) - 1), "start": _i64(0), "step": _i64(1)}
-    return _net("Range", nodes, constants)
-
-
-def _constant_node(name: str, values: np.ndarray) -> onnx.NodeProto:
-    """A Constant node writing ``values`` to ``name`` (also an If branch's whole body)."""
-    return _aux("Constant", [], [name], value=numpy_helper.from_array(values))
-
-
-def _constant(spec: Spec) -> onnx.ModelProto:
-    """A Constant feeding an Add: torch writes the scalars and small tensors of an
-    expression as Constant nodes, not initializers."""
-    nodes = [
-        _constant_node("bias", np.ones((1, C, 1, 1), np.float32)),
-        _aux("Add", ["x", "bias"], ["y"]),
-    ]
-    return _net("Constant", nodes, {})
-
-
-def _nonzero(spec: Spec) -> onnx.ModelProto:
-    """``torch.nonzero(x > 0.5)``, its int64 indices cast to float for the carrier."""
-    nodes = [
-        _aux("Greater", ["x", "threshold"], ["mask"]),
-        _aux("NonZero", ["mask"], ["indices"]),
-        _aux("Cast", ["indices"], ["y"], to=TensorProto.FLOAT),
-    ]
-    return _net("NonZero", nodes, {"threshold": _f32(0.5)})
-
-
-ANCHORS, CLASSES = 32, 4
-
-
-def _nms(spec: Spec) -> onnx.ModelProto:
-    """NonMaxSuppression of a detector's boxes [1, anchors, 4] and class scores
-    [1, classes, anchors] (as torchvision's nms exports), its selected (batch, class, box)
-    indices cast to float for the carrier."""
-    nodes = [
-        _aux("NonMaxSuppression", ["boxes", "scores", "top", "iou", "score"], ["selected"]),
-        _aux("Cast", ["selected"], ["y"], to=TensorProto.FLOAT),
-    ]
-    constants = {"top": _i64([10]), "iou": _f32([0.5]), "score": _f32([0.25])}
-    inputs = {"boxes": (N, ANCHORS, 4), "scores": (N, CLASSES, ANCHORS)}
-    return _net("NonMaxSuppression", nodes, constants, inputs)
-
-
-def _topk(spec: Spec) -> onnx.ModelProto:
-    """The 10 best of a detector's [1, anchors] scores: the values, and the indices cast to
-    float (TopK's indices output is not optional)."""
-    nodes = [
-        _aux("TopK", ["x", "k"], ["y", "indices"], axis=-1),
-        _aux("Cast", ["indices"], ["order"], to=TensorProto.FLOAT),
-    ]
-    return _net(
-        "TopK", nodes, {"k": _i64([10])}, {"x": (N, ANCHORS)}, outputs={"y": None, "order": None}
-    )
-
-
-def _quantize(spec: Spec) -> onnx.ModelProto:
-    """QuantizeLinear to int8 and DequantizeLinear back, the pair a QDQ model holds around
-    every quantized tensor."""
-    nodes = [
-        _aux("QuantizeLinear", ["x", "scale", "zero_point"], ["q"]),
-        _aux("DequantizeLinear", ["q", "scale", "zero_point"], ["y"]),
-    ]
-    return _net("QuantizeLinear", nodes, {"scale": _f32(0.1), "zero_point": np.array(0, np.int8)})
-
-
-def _branch(name: str, gain: float) -> onnx.GraphProto:
-    values = np.full((1, C, 1, 1), gain, np.float32)
-    output = _value(name, TensorProto.FLOAT, list(values.shape))
-    return helper.make_graph([_constant_node(name, values)], name, [], [output])
-
-
-def _if(spec: Spec) -> onnx.ModelProto:
-    """``x * (1.0 if x.mean() > 0 else 0.5)`` as a scripted model exports it: an If on a
-    comparison, each branch one Constant."""
-    nodes = [
-        _aux("ReduceMean", ["x"], ["mean"], keepdims=0),
-        _aux("Greater", ["mean", "zero"], ["positive"]),
-        _aux(
-            "If",
-            ["positive"],
-            ["gain"],
-            then_branch=_branch("then_gain", 1.0),
-            else_branch=_branch("else_gain", 0.5),
-        ),
-        _aux("Mul", ["x", "gain"], ["y"]),
-    ]
-    return _net("If", nodes, {"zero": _f32(0.0)})
-
-
-def _max_unpool(spec: Spec) -> onnx.ModelProto:
-    """SegNet's decoder step: MaxUnpool of a MaxPool's values at the MaxPool's indices."""
-    window = {"kernel_shape": [2, 2], "strides": [2, 2]}
-    nodes = [
-        _aux("MaxPool", ["x"], ["pooled", "argmax"], **window),
-        _aux("MaxUnpool", ["pooled", "argmax"], ["y"], **window),
-    ]
-    return _net("MaxUnpool", nodes, {})
-
-
-def _eye_like(spec: Spec) -> onnx.ModelProto:
-    """``x + torch.eye``-like of a square matrix: EyeLike reads its input's shape."""
-    nodes = [_aux("EyeLike", ["x"], ["eye"]), _aux("Add", ["x", "eye"], ["y"])]
-    return _net("EyeLike", nodes, {}, {"x": (H, W)})
-
-
-def _one_hot(spec: Spec) -> onnx.ModelProto:
-    """A segmentation map's one-hot mask: OneHot of the channel ArgMax, back to [n, c, h, w]."""
-    nodes = [
-        _aux("ArgMax", ["x"], ["labels"], axis=1, keepdims=0),
-        _aux("OneHot", ["labels", "depth", "values"], ["y"], axis=1),
-    ]
-    return _net("OneHot", nodes, {"depth": _i64(C), "values": _f32([0.0, 1.0])})
-
-
-COMMON: dict[str, Builder] = {
-    **dict.fromkeys(
-        (
-            *("Abs", "Cos", "Erf", "Floor", "Neg", "Sin", "Softplus", "Sqrt"),
-            *("ReduceMax", "ReduceMin", "ReduceL2", "InstanceNormalization"),
-            *("Squeeze", "Unsqueeze", "Expand", "Tile", "GatherElements", "ScatterND"),
-        ),
-        _one_node,
-    ),
-    **dict.fromkeys((*COMPARISONS, "Where", "Not", "And"), _select),
-    "Gemm": _gemm,
-    "GRU": _recurrent,
-    "Shape": _shape_of,
-    "ConstantOfShape": _constant_of_shape,
-    "Range": _range,
-    "Constant": _constant,
-    "NonZero": _nonzero,
-    "NonMaxSuppression": _nms,
-    "TopK": _topk,
-    "QuantizeLinear": _quantize,
-}
-"""Fixed probes of ops torch, timm and Ultralytics exports commonly hold (classifier heads,
-GELU, position encodings, masks, shape arithmetic, detector post-processing, QDQ): ``plan``
-probes them on every target, listed or not."""
-LISTED: dict[str, Builder] = {
-    **dict.fromkeys(
-        (
-            *("Ceil", "Reciprocal", "Round", "Sign", "Softsign", "Mish", "Gelu", "Dropout"),
-            *("MeanVarianceNormalization", "LpNormalization", "GroupNormalization"),
-            *("LogSoftmax", "SpaceToDepth", "ReduceProd", "Mod", "CumSum", "Sum"),
-            *("GatherND", "ReverseSequence", "MaxRoiPool", "Upsample"),
-        ),
-        _one_node,
-    ),
-    **dict.fromkeys(("Or", "Xor"), _select),
-    "Size": _shape_of,
-    "RNN": _recurrent,
-    "If": _if,
-    "MaxUnpool": _max_unpool,
-    "EyeLike": _eye_like,
-    "OneHot": _one_hot,
-}
-"""Fixed probes of ops real exports rarely hold: built when a profile lists the op, but
-not probed as unlisted on every target, which would cost compiler time for little."""
-FIXED: dict[str, Builder] = {**COMMON, **LISTED}
-"""Probes that are one model each and take no field settings. A setting their builder does
-not read would make both sides of a limit the same model; and ``boundary.limit_recipe``
-probes a limit on the first of its ops that builds, so a newly settable op would take over
-limit probes recorded with another op (ethos-u55's batch limit lists Abs before Add)."""
 
 
 BESPOKE: dict[str, Builder] = {
@@ -812,6 +363,10 @@ def build(
 ) -> onnx.ModelProto:
     """A small model whose one probed node (named ``probe``) is ``op`` with ``field_name``
     set to ``value``: the op alone, or in the few nodes a real export puts around it."""
+    if op in LATER_OPSETS:
+        raise Unsupported(
+            f"{op} is an ONNX opset {LATER_OPSETS[op]} op; probes are built at opset {OPSET}"
+        )
     if op in FIXED:
         return _fixed(op, field_name, base)
     spec = base or Spec(op)
@@ -845,8 +400,8 @@ def _fixed(op: str, field_name: str | None, base: Spec | None) -> onnx.ModelProt
 def graph_input_model(dims: list[int], dtype: str = "float32") -> onnx.ModelProto:
     """A Relu on one graph input with the given dims and dtype."""
     node = helper.make_node("Relu", ["x"], ["y"], name=NODE_NAME)
-    return _model(
-        [node], [_value("x", DTYPES[dtype], dims)], [_value("y", DTYPES[dtype], None)], []
+    return make_model(
+        [node], [value_info("x", DTYPES[dtype], dims)], [value_info("y", DTYPES[dtype], None)], []
     )
 
 

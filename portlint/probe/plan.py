@@ -2,6 +2,8 @@
 that it does not), and two per limit, just inside and just outside.
 
 A probe names the fact it tests, so a compiler outcome confirms or contradicts that fact.
+Block probes (``block:<name>``, fact ``blocks.<name>``) test the profile as a whole on a form
+exporters write: SiLU as Sigmoid and Mul, a decomposed LayerNorm, attention, a DFL head.
 What cannot be probed with a one-node model is listed with the reason, never dropped.
 """
 
@@ -9,14 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from portlint.probe.blocks import BLOCKS
 from portlint.probe.boundary import boundary, limit_recipe
-from portlint.probe.factory import (
-    BESPOKE,
-    SHAPE_PRESERVING,
-    WINDOWED,
-    Unsupported,
-)
-from portlint.probe.recipes import Recipe, build_recipe, op_recipe
+from portlint.probe.factory import BESPOKE
+from portlint.probe.parts import SHAPE_PRESERVING, WINDOWED, Unsupported
+from portlint.probe.recipes import Recipe, block_recipe, build_recipe, op_recipe
 from portlint.target import Constraint, Target
 
 BUILDABLE_OPS = frozenset(
@@ -31,10 +30,10 @@ INSIDE, OUTSIDE = "inside", "outside"
 class Probe:
     """One model that tests one fact of a profile."""
 
-    id: str  # op:Softmax, limit:<constraint id>:inside
-    fact: str  # ops.Softmax, unsupported_ops, constraints.<id>
+    id: str  # op:Softmax, limit:<constraint id>:inside, block:silu
+    fact: str  # ops.Softmax, unlisted.Erf, constraints.<id>, blocks.silu
     recipe: Recipe
-    op: str  # the op of the probed node
+    op: str  # the op of the probed node ("" for a block: its nodes are named probe.<role>)
 
 
 @dataclass(frozen=True)
@@ -90,8 +89,12 @@ def _limit_recipes(c: Constraint) -> dict[str, Recipe]:
     return {INSIDE: limit_recipe(c, inside), OUTSIDE: limit_recipe(c, outside)}
 
 
+def block_probes() -> list[Probe]:
+    return [Probe(f"block:{name}", f"blocks.{name}", block_recipe(name), "") for name in BLOCKS]
+
+
 def plan(target: Target) -> tuple[list[Probe], list[Unprobed]]:
     """Every probe for ``target``'s facts, and the facts none tests."""
     ops, ops_unprobed = op_probes(target)
     limits, limits_unprobed = limit_probes(target)
-    return [*ops, *limits], [*ops_unprobed, *limits_unprobed]
+    return [*ops, *limits, *block_probes()], [*ops_unprobed, *limits_unprobed]

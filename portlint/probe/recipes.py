@@ -20,11 +20,13 @@ from typing import Any
 import onnx
 from onnx import TensorProto, helper
 
-from portlint.probe.factory import Spec, Unsupported, apply, build, graph_input_model
+from portlint.probe.blocks import build_block
+from portlint.probe.factory import apply, build, graph_input_model
+from portlint.probe.parts import Spec, Unsupported
 
 Recipe = dict[str, Any]
 """``{"op": "Conv", "set": [[field, value], ...]}`` (fields applied in order, the last one as
-the probed field) or ``{"input": {"dims": [...], "dtype": "float32"}}``."""
+the probed field), ``{"input": {"dims": [...], "dtype": "float32"}}`` or ``{"block": NAME}``."""
 
 
 def op_recipe(op: str, settings: Sequence[tuple[str, Any]] = ()) -> Recipe:
@@ -36,6 +38,10 @@ def op_recipe(op: str, settings: Sequence[tuple[str, Any]] = ()) -> Recipe:
 
 def input_recipe(dims: Sequence[int], dtype: str = "float32") -> Recipe:
     return {"input": {"dims": [int(d) for d in dims], "dtype": dtype}}
+
+
+def block_recipe(name: str) -> Recipe:
+    return {"block": name}
 
 
 def _plain(value: Any) -> Any:
@@ -110,6 +116,8 @@ def _typed_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _bare(recipe: Recipe) -> onnx.ModelProto:
+    if "block" in recipe:
+        return build_block(recipe["block"])
     if "input" in recipe:
         spec = recipe["input"]
         return graph_input_model(list(spec["dims"]), spec.get("dtype", "float32"))
@@ -129,4 +137,12 @@ def model_hash(model: onnx.ModelProto) -> str:
     return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()[:16]
 
 
-__all__ = ["Recipe", "Unsupported", "build_recipe", "input_recipe", "model_hash", "op_recipe"]
+__all__ = [
+    "Recipe",
+    "Unsupported",
+    "block_recipe",
+    "build_recipe",
+    "input_recipe",
+    "model_hash",
+    "op_recipe",
+]

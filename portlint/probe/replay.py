@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from portlint.probe.evidence import Evidence, Record
-from portlint.probe.judge import agrees, predicted
+from portlint.probe.judge import agrees, prediction
 from portlint.probe.recipes import build_recipe, model_hash
 from portlint.target import Target, load_target, shipped_target_names
 from portlint.toolchains.run import ToolchainError
@@ -28,6 +28,7 @@ class Replayed:
     record: Record
     predicted: str | None  # None: the probe model is no longer the recorded one
     problem: str | None  # one line, or None when check agrees
+    runtime: bool = False  # a limit the device's runtime enforces: the converter cannot judge it
 
 
 def profile_for(evidence: Evidence) -> Target:
@@ -54,9 +55,9 @@ def replay(record: Record, evidence: Evidence, target: Target) -> Replayed:
             f"{record.id}: the probe model is not the one recorded (factory changed?); "
             f"record {evidence.target} again with portlint probe --record",
         )
-    said = predicted(model, target)
-    if agrees(said, record.compiler) is not False:  # agreement, or no verdict to hold it to
-        return Replayed(record, said, None)
+    said, runtime = prediction(model, target)
+    if agrees(said, record.compiler, runtime) is not False:  # agreement, or no verdict to hold
+        return Replayed(record, said, None, runtime)
     words = f" ({record.message})" if record.message else ""
     return Replayed(
         record,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnx
 
-from portlint.probe.judge import agrees, cpu_layers, observed, predicted, probe_tensors
+from portlint.probe.judge import Probed, agrees, cpu_layers, observed, prediction
 from portlint.probe.plan import Probe
 from portlint.probe.recipes import build_recipe, model_hash
 from portlint.target import Target
@@ -33,11 +33,12 @@ class ProbeOutcome:
     observed: str
     result: CompileResult
     cpu_layers: tuple[str, ...] = ()  # the CPU layers the probed node accounts for
+    runtime: bool = False  # check rejects it for limits only the device's runtime enforces
 
     @property
     def agrees(self) -> bool | None:
         """None when the compiler gave no verdict."""
-        return agrees(self.predicted, self.observed)
+        return agrees(self.predicted, self.observed, self.runtime)
 
     @property
     def message(self) -> str:
@@ -52,14 +53,16 @@ def run_probe(
         path = Path(folder) / "probe.onnx"
         onnx.save(model, path)
         result = compile_model(toolchain, path, target.name, python, timeout=timeout, chip=chip)
-    tensors = probe_tensors(model)
+    probed = Probed.of(model)
+    said, runtime = prediction(model, target)
     return ProbeOutcome(
         probe,
         model_hash(model),
-        predicted(model, target),
-        observed(result, probe.op, tensors),
+        said,
+        observed(result, probed),
         result,
-        tuple(cpu_layers(result, probe.op, tensors)) if result.converts else (),
+        tuple(cpu_layers(result, probed)) if result.converts else (),
+        runtime,
     )
 
 

@@ -55,7 +55,13 @@ def judge_facts(outcomes: list[ProbeOutcome], unprobed: list[Unprobed]) -> list[
             verdict = CONFIRMED
         else:
             verdict = CONTRADICTED
-        reason = "" if judged else "no verdict from the compiler"
+        reason = ""
+        if not judged:
+            reason = (
+                "a limit the device's runtime enforces: the converter built it"
+                if all(o.runtime for o in found)
+                else "no verdict from the compiler"
+            )
         verdicts.append(FactVerdict(fact, verdict, tuple(found), reason))
     for item in unprobed:
         if item.fact not in by_fact:

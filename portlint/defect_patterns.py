@@ -48,10 +48,30 @@ def _through_reshapes(view: GraphView, tensor: str) -> tuple[list[NodeView], lis
     return passed, consumers
 
 
+DFL_INPUT_OPS = frozenset({"Softmax", "Transpose", *RESHAPES})
+
+
+def _fed_by_head_concat(view: GraphView, conv: NodeView) -> bool:
+    """Whether the DFL conv reads, through its Softmax, Transpose and Reshapes, the Concat of
+    the detection heads' outputs. rknn-toolkit2 2.5.0 crashes on the whole head (head
+    Reshapes, Concat, ... DFL Conv, Reshape, Split) and converts the DFL tail fed directly
+    (portlint verify --reduce on YOLOv8n; probe block:dfl-decode on rk3588, rk3566, rv1106)."""
+    producer = view.producer(conv.inputs[0])
+    for _ in range(6):
+        if producer is None:
+            return False
+        if producer.op_type == "Concat":
+            return True
+        if producer.op_type not in DFL_INPUT_OPS:
+            return False
+        producer = view.producer(producer.inputs[0])
+    return False
+
+
 def _dfl_split(view: GraphView) -> list[Match]:
     matches = []
     for node in view.live_by_op.get("Conv", []):
-        if not is_dfl_conv(node, view):
+        if not is_dfl_conv(node, view) or not _fed_by_head_concat(view, node):
             continue
         reshapes, consumers = _through_reshapes(view, node.outputs[0])
         if not reshapes:

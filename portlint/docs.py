@@ -12,6 +12,7 @@ from portlint.findings import GRAPH_INPUT, NODE, TENSOR, Finding
 from portlint.pass_catalog import CATALOG, PassInfo
 from portlint.pattern_catalog import DEFECT_PATTERNS
 from portlint.probe.judge import LABELS
+from portlint.probe.plan import fact_for
 from portlint.rule import Rule, load_rules
 from portlint.rule_cases import RuleCase, cases_for
 from portlint.target import EFFECT_WORDS, Constraint, Fact, Target
@@ -126,7 +127,7 @@ class _Facts:
             for r in evidence.records:
                 side = r.id.rsplit(":", 1)[1] if r.id.startswith("limit:") else ""
                 said = f"{side} {LABELS[r.compiler]}".strip()
-                self.probed.setdefault(r.fact, []).append(said)
+                self.probed.setdefault(fact_for(r.id, r.fact, target), []).append(said)
             self.tool = f"{evidence.toolchain} {evidence.version}"
 
     def unlisted(self) -> str:
@@ -167,9 +168,10 @@ class _Facts:
 
 def _constraint_line(c: Constraint, default_effect: str, facts: _Facts) -> str:
     effect = EFFECT_WORDS[c.effect or default_effect]
-    where = ", enforced by the runtime on the device" if c.enforced_by == "runtime" else ""
+    if c.enforced_by == "runtime":  # the converter builds it: the device refuses or miscomputes
+        effect = "error: the converter builds it, the device's runtime refuses or miscomputes it"
     suffix = facts.suffix(c, f"constraints.{c.id}")
-    return f"- {c.rule} `{c.id}`: {describe(c)} ({effect}{where}){suffix}"
+    return f"- {c.rule} `{c.id}`: {describe(c)} ({effect}){suffix}"
 
 
 def render_target_markdown(target: Target) -> str:
@@ -266,8 +268,14 @@ def evidence_summary(target: Target) -> str:
     kinds = Counter(target.evidence_kind(f) for f in facts)
     counted = ", ".join(f"{kinds[k]} {k}" for k in EVIDENCE_KINDS if kinds[k])
     unverified = sum(1 for f in facts if not f.verified)
-    keys = {f"ops.{op}" for op in target.ops} | {f"constraints.{c.id}" for c in target.constraints}
-    probed = {r.fact for e in recorded_for(target.name, target.toolchain_version) for r in e.judged}
+    keys = {f"ops.{op}" for op in target.ops} | {
+        f"constraints.{c.id}" for c in target.constraints if c.enforced_by != "runtime"
+    }
+    probed = {
+        fact_for(r.id, r.fact, target)
+        for e in recorded_for(target.name, target.toolchain_version)
+        for r in e.judged
+    }
     confirmed = f"; {len(keys & probed)} confirmed by recorded probes" if keys & probed else ""
     return (
         f"{len(facts)} facts: {counted}"

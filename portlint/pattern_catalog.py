@@ -24,8 +24,9 @@ it as one layer, so rules judge its nodes together."""
 DEFECT_PATTERNS: dict[str, str] = {
     "dfl-split": (
         "a detector's DFL convolution (softmax over the distance bins, then a 1×1 Conv "
-        "with arange weights) whose output is reshaped and split into the two box "
-        "corners (Split, or two Slices of one tensor): Ultralytics YOLOv8/v5u/11 exports"
+        "with arange weights) that reads the Concat of the heads' outputs and whose output "
+        "is reshaped and split into the two box corners (Split, or two Slices of one "
+        "tensor): Ultralytics YOLOv8/v5u/11 exports"
     ),
     "qkv-split": (
         "a transformer's qkv projection (MatMul with constant weights, then a bias Add whose "

@@ -97,11 +97,11 @@ CONSTRAINT_KEYS = {
     **{name: predicate.doc for name, predicate in PREDICATES.items()},
 }
 CONSTRAINT_REQUIRED = ("id", "rule", "source")
+"""Every constraint has an id so that any of them can be removed by a derived profile."""
 ENFORCERS = {
     "compiler": "the vendor's converter or compiler refuses it (what a probe runs)",
     "runtime": "the runtime on the device refuses it at load, or computes something else",
 }
-"""Every constraint has an id so that any of them can be removed by a derived profile."""
 CONSTRAINT_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*(?:@[0-9][0-9a-z.]*)?$")
 """Kebab-case, optionally ``@version`` for a toolchain-version variant (``rk3588@1.6``)."""

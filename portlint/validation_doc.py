@@ -12,24 +12,33 @@ from collections import Counter
 
 from portlint.probe.evidence import Evidence, recorded
 from portlint.probe.judge import LABELS, UNTESTABLE
+from portlint.probe.plan import fact_for
 from portlint.probe.replay import Replayed, profile_for, replay
+from portlint.target import Target
 
 CELL = {**LABELS, None: "—"}
 
 
-def _fact_rows(evidence: Evidence, replayed: list[Replayed]) -> list[str]:
+def _fact_rows(replayed: list[Replayed], target: Target) -> list[str]:
     rows = ["| fact | probe | compiler | check | |", "|---|---|---|---|---|"]
     for item in replayed:
         r = item.record
         agree = "" if r.compiler == UNTESTABLE else ("✓" if item.problem is None else "✗")
-        if item.runtime and r.compiler != "reject":
+        if _runtime_only(item):
             agree = "runtime limit"  # the converter built it; the device decides
         said = f" ({r.message})" if r.message and r.compiler != "npu" else ""
+        fact = fact_for(r.id, r.fact, target)
         rows.append(
-            f"| `{r.fact}` | `{r.id}` | {CELL[r.compiler]}{_escape(said)} | "
+            f"| `{fact}` | `{r.id}` | {CELL[r.compiler]}{_escape(said)} | "
             f"{CELL[item.predicted]} | {agree} |"
         )
     return rows
+
+
+def _runtime_only(item: Replayed) -> bool:
+    """A violation of a limit the device's runtime enforces, which the converter built: no
+    comparison was made."""
+    return item.runtime and item.record.compiler != "reject"
 
 
 def _escape(text: str) -> str:
@@ -39,8 +48,9 @@ def _escape(text: str) -> str:
 def _section(evidence: Evidence) -> list[str]:
     target = profile_for(evidence)
     replayed = [replay(r, evidence, target) for r in evidence.records]
-    judged = [x for x in replayed if x.record.compiler != UNTESTABLE]
+    judged = [x for x in replayed if x.record.compiler != UNTESTABLE and not _runtime_only(x)]
     agree = sum(1 for x in judged if x.problem is None)
+    runtime = sum(1 for x in replayed if _runtime_only(x))
     kinds = Counter(r.compiler for r in evidence.records)
     facts = {r.fact for r in evidence.records}
     source = f"targets/evidence/{evidence.target}/{evidence.path.name if evidence.path else ''}"
@@ -53,9 +63,11 @@ def _section(evidence: Evidence) -> list[str]:
         f"NPU, {kinds['slow']} with it on the NPU and layers of its own on the CPU, "
         f"{kinds['cpu']} with it on the CPU, failed {kinds['reject']}, gave no verdict "
         f"on {kinds[UNTESTABLE]}. `check` with the `{target.name}` profile predicts "
-        f"**{agree} of {len(judged)}**.",
+        f"**{agree} of {len(judged)}**"
+        + (f" ({runtime} more probe a limit the device's runtime enforces)" if runtime else "")
+        + ".",
         "",
-        *_fact_rows(evidence, replayed),
+        *_fact_rows(replayed, target),
         "",
     ]
 

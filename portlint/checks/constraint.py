@@ -147,10 +147,15 @@ def table_fields(c: Constraint) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+RUNTIME_WORDS = " (the converter builds it; the runtime on the device refuses or miscomputes it)"
+
+
 def _finding(
     c: Constraint, subject: Any, message: str, actual: str, limit: str, rule: str | None = None
 ) -> RawFinding:
     location, kind, op_type = _location(subject, c.scope)
+    if c.enforced_by == "runtime":
+        message += RUNTIME_WORDS
     return RawFinding(
         location,
         kind,

@@ -65,7 +65,8 @@ def _scalar(value: float) -> np.ndarray:
 
 
 def silu() -> onnx.ModelProto:
-    """``x * sigmoid(x)``: how torch exports nn.SiLU below opset 20 (YOLOv5/v8/11, EfficientNet)."""
+    """``x * sigmoid(x)``: how torch exports nn.SiLU (ONNX has no SiLU op) in YOLOv5/v8/11 and
+    EfficientNet."""
     nodes = [_node("sigmoid", "Sigmoid", ["x"], ["s"]), _node("mul", "Mul", ["x", "s"], ["y"])]
     return _block(nodes, {}, {"x": FEATURES})
 
@@ -143,12 +144,12 @@ def layernorm_native() -> onnx.ModelProto:
 
 def layernorm_decomposed() -> onnx.ModelProto:
     """LayerNorm as torch exports it below opset 17: ReduceMean, Sub, Pow, ReduceMean, Add,
-    Sqrt, Div, then the affine Mul and Add."""
+    Sqrt, Div, then the affine Mul and Add (keepdims written, as torch writes it)."""
     nodes = [
-        _node("mean", "ReduceMean", ["x"], ["mean"], axes=[-1]),
+        _node("mean", "ReduceMean", ["x"], ["mean"], axes=[-1], keepdims=1),
         _node("center", "Sub", ["x", "mean"], ["centered"]),
         _node("square", "Pow", ["centered", "two"], ["squared"]),
-        _node("variance", "ReduceMean", ["squared"], ["variance"], axes=[-1]),
+        _node("variance", "ReduceMean", ["squared"], ["variance"], axes=[-1], keepdims=1),
         _node("eps", "Add", ["variance", "eps"], ["shifted"]),
         _node("sqrt", "Sqrt", ["shifted"], ["std"]),
         _node("div", "Div", ["centered", "std"], ["normed"]),

@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from portlint.pattern_catalog import FUSED_PATTERNS
-from portlint.probe.fixed_models import COMMON, FIXED
+from portlint.probe.fixed_models import FIXED
 from portlint.probe.parts import (
     DTYPES,
     GATES,
@@ -142,7 +142,7 @@ def _group_kind(spec: Spec, kind: str) -> Spec:
 
 
 def _rank(spec: Spec, rank: int) -> Spec:
-    if not 2 <= rank <= 9:  # ONNX has no bound; Vela 5.2 stops above 8 (Transpose)
+    if not 2 <= rank <= 9:  # ONNX has no bound; the Vela 5.2 report limits Transpose to 8
         raise Unsupported(f"rank {rank}")
     if rank != 3 and rank != 4:
         if spec.op in WINDOWED and rank != 5:
@@ -353,7 +353,6 @@ BESPOKE: dict[str, Builder] = {
     "RoiAlign": _roi_align,
     "LayerNormalization": _layer_norm,
     "DequantizeLinear": _dequantize,
-    **COMMON,
 }
 """Ops whose probe needs inputs or outputs of its own shape, not the shape-preserving one."""
 

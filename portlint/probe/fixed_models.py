@@ -348,4 +348,4 @@ FIXED: dict[str, Builder] = {**COMMON, **LISTED}
 """Probes that are one model each and take no field settings. A setting their builder does
 not read would make both sides of a limit the same model; and ``boundary.limit_recipe``
 probes a limit on the first of its ops that builds, so a newly settable op would take over
-limit probes recorded with another op (ethos-u55's batch limit lists Abs before Add)."""
+limit probes recorded with another op (ethos-u55@3.10's batch limit lists Abs before Add)."""

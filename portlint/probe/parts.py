@@ -2,7 +2,8 @@
 ``Spec`` a profile field sets, and the helpers that assemble a small float network.
 
 Shared by ``factory`` (models a limit's field varies), ``fixed_models`` (one model per op no
-field reaches) and ``blocks`` (the blocks users export); kept apart so none imports another.
+field reaches) and ``blocks`` (the blocks users export), which build on it and not on each
+other (``factory`` dispatches to ``fixed_models``).
 """
 
 from __future__ import annotations

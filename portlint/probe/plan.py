@@ -14,12 +14,19 @@ from dataclasses import dataclass
 from portlint.probe.blocks import BLOCKS
 from portlint.probe.boundary import boundary, limit_recipe
 from portlint.probe.factory import BESPOKE
+from portlint.probe.fixed_models import COMMON
 from portlint.probe.parts import SHAPE_PRESERVING, WINDOWED, Unsupported
 from portlint.probe.recipes import Recipe, block_recipe, build_recipe, op_recipe
 from portlint.target import Constraint, Target
 
 BUILDABLE_OPS = frozenset(
-    {*SHAPE_PRESERVING, *BESPOKE, *WINDOWED, "Resize", "GlobalAveragePool", "GlobalMaxPool"}
+    {
+        *SHAPE_PRESERVING,
+        *BESPOKE,
+        *COMMON,
+        *WINDOWED,
+        *("Resize", "GlobalAveragePool", "GlobalMaxPool"),
+    }
 )
 """Ops the probe factory builds a one-node model of: what torch, timm and Ultralytics
 exports commonly contain, so an op a profile does not list is probed too."""
@@ -48,6 +55,12 @@ def _op_fact(target: Target, op: str) -> str:
     """``ops.X`` for an op the profile lists; ``unlisted.X`` for one it does not, which the
     profile's ``unsupported_ops`` effect covers."""
     return f"ops.{op}" if op in target.ops else f"unlisted.{op}"
+
+
+def fact_for(probe_id: str, recorded: str, target: Target) -> str:
+    """The fact a recorded probe tests under ``target`` as it is now: an op probe recorded as
+    ``unlisted.X`` tests ``ops.X`` once the profile lists X (and the other way round)."""
+    return _op_fact(target, probe_id[3:]) if probe_id.startswith("op:") else recorded
 
 
 def op_probes(target: Target) -> tuple[list[Probe], list[Unprobed]]:

@@ -17,6 +17,7 @@ from portlint.toolchains.run import require_interpreter
 from portlint.verify import check_configured, toolchain_for
 
 CONFIRMED, CONTRADICTED, UNTESTABLE = "confirmed", "contradicted", "untestable"
+RUNTIME_REASON = "a limit the device's runtime enforces: the converter built it"
 
 
 @dataclass(frozen=True)
@@ -49,19 +50,19 @@ def judge_facts(outcomes: list[ProbeOutcome], unprobed: list[Unprobed]) -> list[
     verdicts = []
     for fact, found in by_fact.items():
         judged = [o for o in found if o.agrees is not None]
-        if not judged:
-            verdict = UNTESTABLE
-        elif all(o.agrees for o in judged):
+        runtime = any(o.runtime and o.agrees is None for o in found)
+        reason = ""
+        if any(o.agrees is False for o in judged):
+            verdict = CONTRADICTED
+        elif runtime:  # the limit itself was never put to the converter
+            verdict, reason = (
+                UNTESTABLE,
+                "a limit the device's runtime enforces: the converter built it",
+            )
+        elif judged:
             verdict = CONFIRMED
         else:
-            verdict = CONTRADICTED
-        reason = ""
-        if not judged:
-            reason = (
-                "a limit the device's runtime enforces: the converter built it"
-                if all(o.runtime for o in found)
-                else "no verdict from the compiler"
-            )
+            verdict, reason = UNTESTABLE, "no verdict from the compiler"
         verdicts.append(FactVerdict(fact, verdict, tuple(found), reason))
     for item in unprobed:
         if item.fact not in by_fact:

@@ -28,6 +28,7 @@ def _finding(f: Finding) -> dict[str, Any]:
         "name": f.rule_name,
         "severity": f.severity.value,
         "effect": f.effect,
+        "enforced_by": f.enforced_by,
         "target": f.target,
         "location": {"kind": f.kind, "name": f.location, "op_type": f.op_type},
         "message": f.message,

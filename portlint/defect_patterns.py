@@ -16,7 +16,7 @@ import numpy as np
 from portlint.graph_view import GraphView, NodeView
 from portlint.pattern_catalog import DEFECT_PATTERNS as DESCRIPTIONS
 from portlint.pattern_catalog import check_implemented
-from portlint.postprocess import is_constant, is_dfl_conv
+from portlint.postprocess import is_dfl_conv
 
 RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 
@@ -110,10 +110,10 @@ def _linear_before(view: GraphView, node: NodeView) -> list[NodeView]:
     bias = view.producer(node.inputs[0]) if node.inputs else None
     if bias is None or bias.op_type != "Add":
         return []
-    constants = [i for i in bias.inputs if is_constant(view, i)]
+    constants = [i for i in bias.inputs if view.is_constant(i)]
     other = [i for i in bias.inputs if i not in constants]
     source = view.producer(other[0]) if len(other) == 1 and len(constants) == 1 else None
-    if source is None or source.op_type != "MatMul" or not is_constant(view, source.inputs[1]):
+    if source is None or source.op_type != "MatMul" or not view.is_constant(source.inputs[1]):
         return []
     values = _values(view, constants[0])
     if values is None or values.size == 0 or not (values == values.flat[0]).all():
@@ -186,7 +186,7 @@ def _activation_matmul(view: GraphView, node: NodeView | None) -> bool:
     return (
         node is not None
         and node.op_type == "MatMul"
-        and not any(is_constant(view, name) for name in node.inputs)
+        and not any(view.is_constant(name) for name in node.inputs)
     )
 
 
@@ -196,9 +196,9 @@ def _attention(view: GraphView) -> list[Match]:
         scale = view.producer(softmax.inputs[0])
         scores = scale
         if scale is not None and scale.op_type in ("Mul", "Div"):
-            if not any(is_constant(view, name) for name in scale.inputs):
+            if not any(view.is_constant(name) for name in scale.inputs):
                 continue
-            scores = view.producer(next(n for n in scale.inputs if not is_constant(view, n)))
+            scores = view.producer(next(n for n in scale.inputs if not view.is_constant(n)))
         if not _activation_matmul(view, scores):
             continue
         values = _single_consumer(view, softmax, "MatMul")

@@ -207,11 +207,6 @@ def is_postprocess_op(node: NodeView, view: GraphView) -> bool:
     return is_dfl_conv(node, view)
 
 
-def is_constant(view: GraphView, name: str) -> bool:
-    """Initializers, Constant outputs and outputs of folded nodes: known before run time."""
-    return view.is_constant(name)
-
-
 def _stays(node: NodeView, view: GraphView, members: set[str], outputs: set[str]) -> bool:
     used = False
     for name in filter(None, node.outputs):
@@ -223,7 +218,7 @@ def _stays(node: NodeView, view: GraphView, members: set[str], outputs: set[str]
         return False
     if node.op_type in ELEMENTWISE_OPS and not node.folded:
         return any(
-            is_constant(view, name) or _produced_in(view, name, members)
+            view.is_constant(name) or _produced_in(view, name, members)
             for name in filter(None, node.inputs)
         )
     return True
@@ -269,9 +264,7 @@ def _boundary(
             if name in input_names:
                 graph_inputs[name] = None
             elif (
-                producer is not None
-                and producer.name not in members
-                and not is_constant(view, name)
+                producer is not None and producer.name not in members and not view.is_constant(name)
             ):
                 cuts[name] = (producer.index, producer.outputs.index(name))
     return sorted(cuts, key=cuts.__getitem__), list(graph_inputs)
@@ -299,8 +292,7 @@ def _node_signal(node: NodeView, view: GraphView) -> str | None:
     if _is_custom_nms(node):
         return "NMS"
     if op in ELEMENTWISE_OPS and any(
-        is_constant(view, name) and _is_grid(view.tensor(name))
-        for name in filter(None, node.inputs)
+        view.is_constant(name) and _is_grid(view.tensor(name)) for name in filter(None, node.inputs)
     ):
         return "anchor grid"
     return {"Sigmoid": "Sigmoid decode", "Softmax": "Softmax", "Exp": "Exp decode"}.get(op)

@@ -22,7 +22,7 @@ from portlint.model_io.weightless import light_loaded
 from portlint.pass_catalog import pass_info
 from portlint.passes.base import PassContext, PassResult, Rewrite
 from portlint.passes.surgery import keep_model_fields
-from portlint.postprocess import count_ops, find_tail, is_constant, is_postprocess_op, quoted
+from portlint.postprocess import count_ops, find_tail, is_postprocess_op, quoted
 
 RULES = pass_info("strip-postprocess").resolves
 
@@ -53,7 +53,7 @@ def _resolve_cuts(view: GraphView, names: list[str]) -> list[str]:
                 raise PortlintError(f"cannot cut at {tensor!r}: it is a graph input")
             if view.producer(tensor) is None and view.tensor(tensor) is None:
                 raise suggest(tensor, [*view.tensors, *nodes], "cut point (tensor or node)")
-            if is_constant(view, tensor):
+            if view.is_constant(tensor):
                 raise PortlintError(f"cannot cut at {tensor!r}: it is a constant")
         cuts.extend(t for t in tensors if t not in cuts)
     return cuts

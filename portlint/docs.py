@@ -215,7 +215,8 @@ def render_target_markdown(target: Target) -> str:
     ]
     for name, support in sorted(target.ops.items()):
         where = PLACEMENT_WORDS.get(support.placement, "")
-        lines.append(f"- {name}{where}{facts.suffix(support, f'ops.{name}')}")
+        kept = "" if support.folds else " (not folded, even on constant inputs)"
+        lines.append(f"- {name}{where}{kept}{facts.suffix(support, f'ops.{name}')}")
     if target.patterns:
         lines += ["", "## Fused patterns", ""]
         lines += [f"- {n}{facts.suffix(p)}" for n, p in sorted(target.patterns.items())]

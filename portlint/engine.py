@@ -56,6 +56,9 @@ class ModelReport:
     live_nodes: int
     targets: list[TargetReport]
     inference_error: str | None = None
+    foldable_nodes: int = 0
+    """Folded nodes other than Constants: the shape arithmetic and constant subgraphs an
+    unsimplified export carries, which simplification (onnxsim) would remove."""
     unmatched_ignores: list[str] = field(default_factory=list)
     graph: GraphOutline | None = None
     """The live graph as the check saw it (set by ``portlint.api``), so reports draw and name
@@ -242,5 +245,6 @@ def check_model(
         sum(1 for _ in view.live_nodes()),
         reports,
         view.inference_error,
+        sum(1 for n in view.nodes if n.folded and n.op_type != "Constant"),
         tracker.unmatched(),
     )

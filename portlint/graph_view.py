@@ -19,6 +19,7 @@ import onnx
 from onnx import numpy_helper
 
 from portlint.activations import TensorStats
+from portlint.model_io.fold import NONDETERMINISTIC_OPS
 from portlint.model_io.loaded import LoadedModel, NodeTable, gc_paused
 from portlint.model_io.payload import PayloadReader
 from portlint.model_io.validate import ITEM_SIZES, constant_source, corrupt_tensor, malformed_node
@@ -38,16 +39,6 @@ _DTYPE_NAMES = {
     onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.BFLOAT16: "bfloat16",
 }
-NONDETERMINISTIC_OPS = frozenset(
-    {
-        "RandomNormal",
-        "RandomUniform",
-        "RandomNormalLike",
-        "RandomUniformLike",
-        "Multinomial",
-        "Bernoulli",
-    }
-)
 SHAPE_OF_INPUT_OPS = frozenset({"Shape", "Size"})
 
 
@@ -171,7 +162,8 @@ class GraphView:
         return producer is not None and producer.folded
 
     def constant_value(self, name: str) -> np.ndarray | None:
-        """The value of a small constant (initializer or Constant node), else None."""
+        """The value of a small constant (initializer, Constant node or a value folded from
+        static shapes), else None."""
         return self.constants.get(name)
 
     def weight(self, name: str) -> np.ndarray | None:
@@ -224,6 +216,7 @@ def build_view(loaded: LoadedModel) -> GraphView:
     raw_nodes = list(graph.node)
     table = loaded.nodes if loaded.nodes is not None else NodeTable.of(raw_nodes)
     constants = _collect_constants(graph, raw_nodes, table, loaded.stripped, loaded.path)
+    constants.values.update(loaded.computed)
     tensors = _collect_tensors(graph, raw_nodes, table, constants)
     names = _display_names(table.names, table.ops)
     folded = _folded_nodes(table, graph, tensors)
@@ -345,8 +338,9 @@ _PLAIN_TYPES = frozenset(range(1, 16)) - {onnx.TensorProto.STRING}
 class _Constants(Mapping[str, np.ndarray]):
     """Small constants by name, decoded on first read (checking reads a handful of them).
 
-    Initializers that kept their payload and the values of Constant nodes; weights are not
-    here (``GraphView.weight`` reads those)."""
+    Initializers that kept their payload, the values of Constant nodes and the small values
+    folding computed (``model_io.fold``); weights are not here (``GraphView.weight`` reads
+    those)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -367,13 +361,13 @@ class _Constants(Mapping[str, np.ndarray]):
         return self[name] if name in self.sources else default
 
     def __contains__(self, name: object) -> bool:
-        return name in self.sources
+        return name in self.sources or name in self.values
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.sources)
+        return iter({**dict.fromkeys(self.sources), **dict.fromkeys(self.values)})
 
     def __len__(self) -> int:
-        return len(self.sources)
+        return sum(1 for _ in self)
 
     def type_of(self, name: str) -> tuple[str | None, tuple[int, ...]]:
         """dtype and shape of the constant, decoding it only when its proto cannot tell."""

@@ -299,7 +299,10 @@ def _node_signal(node: NodeView, view: GraphView) -> str | None:
 
 
 def _signals(view: GraphView, nodes: Iterable[NodeView]) -> tuple[str, ...]:
-    found = {s for s in (_node_signal(n, view) for n in nodes) if s is not None}
+    """What the tail computes, from its live nodes: a folded Range is constant maths (an
+    attention bias's ``arange``); a grid it builds shows as the anchor grid it feeds."""
+    live = (n for n in nodes if not n.folded)
+    found = {s for s in (_node_signal(n, view) for n in live) if s is not None}
     if "DFL" in found:
         found.discard("Softmax")  # DFL's own softmax over the bins
     return tuple(s for s in SIGNAL_ORDER if s in found)

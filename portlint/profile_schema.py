@@ -75,6 +75,8 @@ UNSUPPORTED_KEYS = {"effect": "what happens to an op the profile does not list",
 OP_GROUP_KEYS = {
     "names": "op types, or fused pattern names, in this group",
     "placement": "where they run (default npu)",
+    "folds": "false when the toolchain does not fold these ops even on constant or static-shape "
+    "inputs, so `check` judges them where it would otherwise fold them (default true)",
     **FACT_KEYS,
 }
 PARTITIONING_KEYS = {"model": "how the graph is split", **FACT_KEYS}
@@ -318,7 +320,12 @@ def _definitions() -> dict[str, dict[str, Any]]:
             "Op group",
             "An entry of `ops`: op types that share a source and a placement.",
             OP_GROUP_KEYS,
-            {"names": _list(STRING), "placement": _choice(PLACEMENTS), **FACT_VALUES},
+            {
+                "names": _list(STRING),
+                "placement": _choice(PLACEMENTS),
+                "folds": BOOLEAN,
+                **FACT_VALUES,
+            },
             ("names", "source"),
         ),
         "fused_pattern": _section(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,10 @@ PARTITION_MODELS = {
 @dataclass(frozen=True)
 class OpSupport(Fact):
     placement: str = "npu"
+    folds: bool = True
+    """False when the toolchain's own constant folding leaves the op in place even where its
+    inputs are constants or static shapes (rknn-toolkit2 and ``Size``): ``check`` then judges
+    such nodes instead of treating them as folded."""
 
 
 @dataclass(frozen=True)
@@ -237,6 +241,11 @@ class Target:
         unknown scheme when the profile says nothing)."""
         return self.quant_scheme or QuantScheme(self.name)
 
+    @cached_property
+    def unfolded_ops(self) -> frozenset[str]:
+        """Ops this toolchain leaves in place even on constant inputs (``folds: false``)."""
+        return frozenset(name for name, support in self.ops.items() if not support.folds)
+
     @property
     def active_defects(self) -> tuple[Defect, ...]:
         """The known defects of the toolchain version (and chip) this profile describes."""
@@ -302,17 +311,23 @@ def _load_ops(data: Any, where: Where, sources: Mapping[str, Source]) -> dict[st
     for i, group in enumerate(data):
         here = where / i
         group = expect_mapping(
-            group, here, ("names", "source", "verified", "note", "placement"), ("names", "source")
+            group,
+            here,
+            ("names", "source", "verified", "note", "placement", "folds"),
+            ("names", "source"),
         )
         fact = _fact(group, here, sources)
         placement = group.get("placement", "npu")
         if placement not in PLACEMENTS:
             raise (here / "placement").error(f"must be one of {', '.join(PLACEMENTS)}")
+        folds = group.get("folds", True)
+        if not isinstance(folds, bool):
+            raise (here / "folds").error("expected true or false")
         names = group["names"]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise (here / "names").error("expected a list of op names")
         for name in names:
-            ops[name] = OpSupport(fact.source, fact.verified, fact.note, placement)
+            ops[name] = OpSupport(fact.source, fact.verified, fact.note, placement, folds)
     return ops
 
 

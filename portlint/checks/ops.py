@@ -34,8 +34,11 @@ def support_for(node: NodeView, target: Target) -> OpSupport | None:
 
 
 def _judged_nodes(ctx: CheckContext) -> Iterator[NodeView]:
-    """Live nodes in a domain the target accepts (other domains are PL104's business)."""
-    return (n for n in ctx.view.live_nodes() if in_target_domain(n, ctx.target))
+    """Live nodes in a domain the target accepts (other domains are PL104's business), and
+    folded nodes of ops the target's toolchain does not fold (``folds: false``)."""
+    target, kept = ctx.target, ctx.target.unfolded_ops
+    nodes = ctx.view.nodes if kept else ctx.view.live_nodes()
+    return (n for n in nodes if (not n.folded or n.op_type in kept) and in_target_domain(n, target))
 
 
 def judged_ops(ctx: CheckContext, ops: Iterable[str]) -> Iterator[NodeView]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import onnx
 
 from portlint.errors import ModelLoadError, first_line, suggest
+from portlint.model_io.fold import fold_static_shapes
 from portlint.model_io.loaded import (
     KEEP_CONSTANT_ELEMENTS,
     STRIPPED_LOCATION,
@@ -122,6 +123,8 @@ def _prepare(
     del data
     if big:
         _return_freed_memory()  # inference's working memory, before the view is built
+    folding = fold_static_shapes(model)
+    folding.apply(model)
     opsets = {o.domain or "": o.version for o in model.opset_import}
     return LoadedModel(
         path,
@@ -133,6 +136,7 @@ def _prepare(
         inference_error,
         weight_source,
         nodes=table,
+        computed=folding.values,
     )
 
 

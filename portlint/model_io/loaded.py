@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from portlint.weights import WeightSource
@@ -58,6 +59,9 @@ class LoadedModel:
     """Where in ``path`` the raw bytes of initializers left out while reading are."""
     nodes: NodeTable | None = None
     """The nodes as plain data (``model.graph.node`` in order)."""
+    computed: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Small values that follow from static shapes and constants (``model_io.fold``): the
+    reshape targets, pads and sizes a raw export computes at run time."""
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ def report_dict(reports: Iterable[ModelReport]) -> dict[str, Any]:
             "opsets": {d or "ai.onnx": v for d, v in sorted(r.opsets.items())},
             "nodes": r.node_count,
             "folded_nodes": r.node_count - r.live_nodes,
+            "foldable_nodes": r.foldable_nodes,
             "shape_inference_error": r.inference_error,
             "unmatched_ignores": r.unmatched_ignores,
             "targets": [_target(t) for t in r.targets],

@@ -138,6 +138,12 @@ def render_text(reports: Iterable[ModelReport], console: Console) -> None:
             f"[bold]{escape(str(report.path))}[/] (IR {report.ir_version}, opset {opsets}, "
             f"{report.node_count} nodes, {folded} folded as constants)"
         )
+        if report.foldable_nodes:
+            console.print(
+                f"[dim]unsimplified: {report.foldable_nodes} nodes compute constants from "
+                "constants and static shapes; they were folded before judging, as compilers "
+                "fold them (onnxsim, or the simplify pass of `portlint fix`, removes them)[/]"
+            )
         if report.inference_error:
             console.print(
                 f"[yellow]shape inference failed: {escape(report.inference_error)}; "

@@ -28,6 +28,11 @@ RESULT_FILE = "result.json"
 LOG_LIMIT = 4_000_000
 """Characters of compiler log kept (the start and the end); rknn's verbose log of a large
 model runs to megabytes, and the verdict is in its last part."""
+LOG_FILE_LIMIT = 256 << 20
+"""A compiler whose log passes this many bytes is stopped: rknn-toolkit2 2.5.0 once looped in
+a fuse rule on a probe, writing ever longer node names, and filled 48 GB of disk before its
+timeout came."""
+POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class Isolated:
     result: dict[str, Any]  # the worker's result file; empty when it died before writing it
     seconds: float
     timed_out: bool
+    runaway: bool = False  # stopped because its log passed LOG_FILE_LIMIT (a loop)
 
     @property
     def signal_name(self) -> str | None:
@@ -60,13 +66,33 @@ def run_folder() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _clip(text: str) -> str:
-    if len(text) <= LOG_LIMIT:
-        return text
+def _read_log(path: Path) -> str:
+    """The log's start and end, ``LOG_LIMIT`` characters in all, read without loading the
+    middle of a huge file."""
+    size = path.stat().st_size
     half = LOG_LIMIT // 2
-    return (
-        f"{text[:half]}\n[… {len(text) - LOG_LIMIT} characters of log left out …]\n{text[-half:]}"
-    )
+    with open(path, "rb") as log:
+        if size <= LOG_LIMIT:
+            return log.read().decode("utf-8", errors="replace")
+        head = log.read(half).decode("utf-8", errors="replace")
+        log.seek(size - half)
+        tail = log.read().decode("utf-8", errors="replace")
+    return f"{head}\n[… {size - LOG_LIMIT} bytes of log left out …]\n{tail}"
+
+
+def _wait(proc: subprocess.Popen, log_path: Path, timeout: float) -> tuple[bool, bool]:
+    """Wait for the compiler: (timed out, stopped for a runaway log)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return True, False
+        try:
+            proc.wait(timeout=min(POLL_SECONDS, remaining))
+            return False, False
+        except subprocess.TimeoutExpired:
+            if log_path.stat().st_size > LOG_FILE_LIMIT:
+                return False, True
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -98,16 +124,13 @@ def run_isolated(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        timed_out = False
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            timed_out, runaway = _wait(proc, log_path, timeout)
         finally:
-            # a timeout, or children the compiler left behind when it exited
+            # a timeout, a runaway, or children the compiler left behind when it exited
             _kill_group(proc)
     seconds = time.monotonic() - started
-    log = _clip(log_path.read_text(encoding="utf-8", errors="replace"))
+    log = _read_log(log_path)
     result: dict[str, Any] = {}
     result_path = folder / RESULT_FILE
     if result_path.is_file():
@@ -115,7 +138,8 @@ def run_isolated(
             result = json.loads(result_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             result = {}
-    return Isolated(None if timed_out else proc.returncode, log, result, seconds, timed_out)
+    stopped = timed_out or runaway
+    return Isolated(None if stopped else proc.returncode, log, result, seconds, timed_out, runaway)
 
 
 def query_python(python: str, code: str, timeout: float = 120.0) -> str | None:

@@ -22,7 +22,13 @@ from portlint.errors import PortlintError
 from portlint.graph_view import display_names
 from portlint.model_io.load import external_data_files
 from portlint.toolchains.base import CRASHED, TIMED_OUT, CompileRequest, CompileResult, Toolchain
-from portlint.toolchains.isolation import current_python, query_python, run_folder, run_isolated
+from portlint.toolchains.isolation import (
+    LOG_FILE_LIMIT,
+    current_python,
+    query_python,
+    run_folder,
+    run_isolated,
+)
 
 DEFAULT_TIMEOUT = 600.0
 CALIBRATION_SAMPLES = 2
@@ -197,14 +203,19 @@ def compile_model(
         run = run_isolated(
             python, toolchain.worker, toolchain.worker_args(request, folder), folder, timeout
         )
-    if run.timed_out:
+    if run.timed_out or run.runaway:
+        why = (
+            f"was stopped after {LOG_FILE_LIMIT >> 20} MB of log (looping?)"
+            if run.runaway
+            else f"did not finish within {timeout:.0f} s"
+        )
         return CompileResult(
             toolchain.name,
             "",
             target,
             TIMED_OUT,
             stage=run.result.get("stage"),
-            error=f"no verdict: {toolchain.display_name} did not finish within {timeout:.0f} s",
+            error=f"no verdict: {toolchain.display_name} {why}",
             seconds=run.seconds,
             log=run.log,
         )

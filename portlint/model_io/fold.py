@@ -1,0 +1,284 @@
+"""Fold what vendor compilers fold before they judge a graph: every value that follows from
+static input shapes and constants.
+
+A raw ``torch.onnx.export`` computes reshape targets, pads, ranges and masks from the input's
+shape at run time (Shape → Gather → Div → Unsqueeze → Concat → Reshape). onnx's shape
+inference carries such values through a few ops only (Add, Mul, Concat, Gather, Slice, ...),
+so one Div, Range or ConstantOfShape leaves every shape after it unknown, and a linter that
+judged that graph would call shapes "data-dependent" that no compiler ever sees as such
+(rknn-toolkit2, onnx2tf and the Hailo parser all simplify before they look).
+
+So the graph is walked once, in order: a node whose inputs are all known values is computed
+with onnx's reference kernels (small outputs only: shape arithmetic, never weights), and a
+node whose output shape inference left unknown is inferred again with the values now known,
+which is what lets the next Shape node be read. Nothing here reads a weight payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from portlint.model_io.loaded import KEEP_CONSTANT_ELEMENTS
+from portlint.model_io.validate import constant_source
+
+FOLD_ELEMENTS = KEEP_CONSTANT_ELEMENTS
+"""Outputs up to this many elements are computed (shape vectors, pads, small masks); larger
+constant subgraphs (a relative-position bias table) keep their shape but not a value."""
+
+NONDETERMINISTIC_OPS = frozenset(
+    {
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+    }
+)
+_SUBGRAPH_TYPES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+_STANDARD_DOMAINS = ("", "ai.onnx")
+
+
+@dataclass
+class Folding:
+    """What folding learnt: tensors whose shape it made static, and the values it computed."""
+
+    types: dict[str, onnx.TypeProto] = field(default_factory=dict)
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def apply(self, model: onnx.ModelProto) -> None:
+        """Write the new shapes into ``model``'s value_info and output types."""
+        if not self.types:
+            return
+        pending = dict(self.types)
+        graph = model.graph
+        for value in (*graph.value_info, *graph.output):
+            found = pending.get(value.name)
+            if found is not None:
+                value.type.CopyFrom(found)
+        known = {v.name for v in (*graph.value_info, *graph.output)}
+        for name, value_type in pending.items():
+            if name not in known:
+                graph.value_info.add(name=name).type.CopyFrom(value_type)
+
+
+def fold_static_shapes(model: onnx.ModelProto) -> Folding:
+    """Compute the values and shapes a shape-inferred model's static shapes determine."""
+    return _Walk(model).run()
+
+
+def _static_dims(value_type: onnx.TypeProto | None) -> tuple[int, ...] | None:
+    """The dims of a tensor type when every one is a known integer, else None."""
+    if value_type is None or not value_type.HasField("tensor_type"):
+        return None
+    tensor = value_type.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim)
+    return None if -1 in dims else dims
+
+
+class _Walk:
+    """One pass over the graph in node order, with what is known so far."""
+
+    def __init__(self, model: onnx.ModelProto):
+        graph = model.graph
+        self.nodes = graph.node
+        self.opsets = {o.domain or "": o.version for o in model.opset_import}
+        self.types: dict[str, onnx.TypeProto] = {}
+        for value in (*graph.input, *graph.value_info, *graph.output):
+            self.types[value.name] = value.type
+        self.dims: dict[str, tuple[int, ...] | None] = {}
+        self.sources: dict[str, onnx.TensorProto | onnx.NodeProto] = {}
+        for init in graph.initializer:
+            self.types[init.name] = onnx.helper.make_tensor_type_proto(init.data_type, init.dims)
+            if init.data_location != onnx.TensorProto.EXTERNAL:
+                self.sources[init.name] = init  # weights were stripped to external: no value
+        self.values: dict[str, np.ndarray] = {}
+        self.pending: dict[str, onnx.NodeProto] = {}
+        self.folding = Folding()
+        self.kernels = _Kernels(self.opsets)
+        self.schemas: dict[tuple[str, int], onnx.defs.OpSchema | None] = {}
+
+    def run(self) -> Folding:
+        for node in self.nodes:
+            if node.domain not in _STANDARD_DOMAINS or node.op_type in NONDETERMINISTIC_OPS:
+                continue
+            if node.op_type == "Constant":
+                if node.output:
+                    self.sources[node.output[0]] = node  # decoded when something reads it
+                continue
+            if any(a.type in _SUBGRAPH_TYPES for a in node.attribute):
+                continue
+            outputs = [o for o in node.output if o]
+            if not all(self.static(o) is not None for o in outputs):
+                self._infer(node)
+            if not all(self._small(o) for o in outputs):
+                continue
+            if node.op_type in ("Shape", "Size"):
+                self._store(node, self._shape_of(node))
+            elif all(not i or self._computable(i) for i in node.input):
+                self.pending.update(dict.fromkeys(outputs, node))  # computed when read
+        for node in self.nodes:  # the values live nodes read (reshape targets, pads, sizes)
+            if not any(o in self.pending or o in self.values for o in node.output):
+                for name in node.input:
+                    if name in self.pending:
+                        self.value(name)
+        return self.folding
+
+    def _computable(self, name: str) -> bool:
+        return name in self.values or name in self.sources or name in self.pending
+
+    def static(self, name: str) -> tuple[int, ...] | None:
+        if name not in self.dims:
+            self.dims[name] = _static_dims(self.types.get(name))
+        return self.dims[name]
+
+    def _small(self, name: str) -> bool:
+        dims = self.static(name)
+        return dims is not None and int(np.prod(dims)) <= FOLD_ELEMENTS
+
+    def value(self, name: str) -> np.ndarray | None:
+        """The value of ``name``, computed now if it can be and was not yet."""
+        found = self.values.get(name)
+        if found is None and name in self.sources:
+            found = _decode(self.sources.pop(name))
+            if found is not None:
+                self.values[name] = found
+        elif found is None and name in self.pending:
+            node = self.pending[name]
+            for output in node.output:
+                self.pending.pop(output, None)
+            try:
+                args = self._known(node.input)
+            except RecursionError:  # a chain too long to follow: leave it unknown
+                args = None
+            self._store(node, None if args is None else self.kernels.run(node, args))
+            found = self.values.get(name)
+        return found
+
+    def _known(self, names: Iterable[str]) -> list[np.ndarray | None] | None:
+        """The values of ``names`` (None for an omitted optional input), or None if one is
+        not known."""
+        found: list[np.ndarray | None] = []
+        for name in names:
+            value = self.value(name) if name else None
+            if name and value is None:
+                return None
+            found.append(value)
+        return found
+
+    def _learn(self, name: str, value_type: onnx.TypeProto) -> None:
+        if self.static(name) is None:
+            dims = _static_dims(value_type)
+            if dims is not None:
+                self.types[name] = self.folding.types[name] = value_type
+                self.dims[name] = dims
+
+    def _infer(self, node: onnx.NodeProto) -> None:
+        """Infer the node's outputs again, with the values of its inputs that are known."""
+        inputs = [i for i in node.input if i]
+        if not all(self.static(i) is not None for i in inputs):
+            return
+        schema = self._schema(node.op_type)
+        if schema is None:
+            return
+        data = {}
+        for name in inputs:
+            value = self.value(name)
+            if value is not None:
+                data[name] = numpy_helper.from_array(value, name)
+        try:
+            inferred = onnx.shape_inference.infer_node_outputs(
+                schema, node, {i: self.types[i] for i in inputs}, data
+            )
+        except Exception:  # onnx raises its own errors (and plain ones) for odd nodes
+            return
+        for name, value_type in inferred.items():
+            self._learn(name, value_type)
+
+    def _store(self, node: onnx.NodeProto, results: list[Any] | None) -> None:
+        """Keep the values a node computed, when they have the shapes inference gave them."""
+        for name, result in zip(node.output, results or (), strict=False):
+            if not name or result is None:
+                continue
+            value = np.asarray(result)
+            if value.shape != self.static(name):
+                return  # the kernel and shape inference disagree: trust neither
+            self.values[name] = self.folding.values[name] = value
+
+    def _shape_of(self, node: onnx.NodeProto) -> list[np.ndarray] | None:
+        """Shape and Size of a tensor whose shape is static, read from that shape."""
+        dims = self.static(node.input[0]) if node.input else None
+        if dims is None:
+            return None
+        if node.op_type == "Size":
+            return [np.array(int(np.prod(dims)), dtype=np.int64)]
+        attrs = {a.name: a.i for a in node.attribute}
+        return [np.array(dims[attrs.get("start", 0) : attrs.get("end", len(dims))], np.int64)]
+
+    def _schema(self, op_type: str) -> onnx.defs.OpSchema | None:
+        key = (op_type, self.opsets.get("", 0))
+        if key not in self.schemas:
+            try:
+                self.schemas[key] = onnx.defs.get_schema(op_type, key[1], "")
+            except onnx.defs.SchemaError:
+                self.schemas[key] = None
+        return self.schemas[key]
+
+
+def _decode(source: onnx.TensorProto | onnx.NodeProto) -> np.ndarray | None:
+    """An initializer's or a Constant node's value (None for kinds shape folding never
+    needs: sparse or string values, or a tensor left in external data)."""
+    if isinstance(source, onnx.NodeProto):
+        found = constant_source(source)
+        if found is None:
+            return None
+        if isinstance(found, onnx.AttributeProto):
+            return np.array(onnx.helper.get_attribute_value(found))
+        source = found
+    try:
+        return numpy_helper.to_array(source)
+    except Exception:  # a malformed payload: validation reports it; folding just skips it
+        return None
+
+
+class _Kernels:
+    """onnx's reference implementation of each op, one node at a time.
+
+    ``ReferenceEvaluator`` builds a whole evaluator per call (about 0.3 ms); a raw Swin export
+    has thousands of shape nodes, so the op classes are loaded once per op and opset and run
+    directly, with the parameters the evaluator would hand them."""
+
+    def __init__(self, opsets: Mapping[str, int]):
+        from onnx.reference import ReferenceEvaluator
+
+        self.opsets = opsets
+        self.params: dict[str, Any] = {
+            "log": lambda *_: None,
+            "opsets": dict(opsets),
+            "verbose": 0,
+            "new_ops": None,
+            "existing_functions": {},
+            "evaluator_cls": ReferenceEvaluator,
+        }
+        self.classes: dict[tuple[str, int], Any] = {}
+
+    def run(self, node: onnx.NodeProto, args: list[np.ndarray | None]) -> list[Any] | None:
+        from onnx.reference.ops import load_op
+
+        key = (node.op_type, self.opsets.get("", 0))
+        try:
+            cls = self.classes.get(key)
+            if cls is None:
+                cls = self.classes[key] = load_op("", *key)
+            results = cls(node, self.params).run(*args)
+        except Exception:  # an op the reference lacks, or a kernel that refuses its inputs
+            return None
+        return list(results) if isinstance(results, tuple | list) else [results]

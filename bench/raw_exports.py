@@ -7,7 +7,12 @@ the simplified one. This exports public architectures twice (raw, and through
 weights, fixed seed, no download), then, in portlint's own environment:
 
 * the error findings ``check`` gives each model on every shipped target, raw and simplified
-  (the same node, rule and message counted as one error);
+  (the same node, rule and message counted as one error), against two simplified copies:
+  onnxsim's constant folding alone (``perform_optimization=False``: what folding is meant to
+  match) and onnxsim's default, which also rewrites the graph (MatMul+Add into Gemm between
+  Reshapes, merged Slices and Reshapes, no-op Casts and Pads removed, a Mul by a constant
+  folded into the next Conv): where those rewrites change a verdict, the raw graph is the one
+  the compiler is given;
 * whole-process ``portlint check MODEL --target rk3588`` wall time, raw and simplified
   (median of ``--runs`` after a warm-up, the two taking turns).
 
@@ -71,6 +76,8 @@ for name, (make, size, opset) in MODELS.items():
                       dynamo=False, input_names=["input"], output_names=["output"])
     simplified, ok = onnxsim.simplify(onnx.load(str(raw)))
     onnx.save(simplified, str(out / f"{name}.sim.onnx"))
+    folded, ok = onnxsim.simplify(onnx.load(str(raw)), perform_optimization=False)
+    onnx.save(folded, str(out / f"{name}.fold.onnx"))
     print(name, torch.__version__, torchvision.__version__, timm.__version__,
           onnxsim.__version__, flush=True)
 """
@@ -124,14 +131,16 @@ def main() -> None:
     names = sorted(p.name.split(".")[0] for p in CACHE.glob("*.raw.onnx"))
     names = [n for n in names if not args.only or n in args.only]
     print(
-        "| model | nodes raw → simplified | targets with the same errors | errors raw → "
-        "simplified where they differ | `check -t rk3588` s, raw / simplified |"
+        "| model | nodes raw → folded → simplified | targets with the errors of the folded "
+        "copy | of the simplified copy | errors raw → simplified where they differ "
+        "| `check -t rk3588` s, raw / simplified |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     summary = []
     for name in names:
-        raw, simple = CACHE / f"{name}.raw.onnx", CACHE / f"{name}.sim.onnx"
-        a, b = _errors(raw, targets), _errors(simple, targets)
+        raw, folded, simple = (CACHE / f"{name}.{kind}.onnx" for kind in ("raw", "fold", "sim"))
+        a, f, b = (_errors(p, targets) for p in (raw, folded, simple))
+        same_folded = sum(a[t] == f[t] for t in targets)
         differ = {t: (sum(a[t].values()), sum(b[t].values())) for t in targets if a[t] != b[t]}
         walls: dict[Path, list[float]] = {raw: [], simple: []}
         _wall(raw), _wall(simple)  # warm-up
@@ -139,14 +148,23 @@ def main() -> None:
             for path in (raw, simple):
                 walls[path].append(_wall(path))
         t_raw, t_simple = statistics.median(walls[raw]), statistics.median(walls[simple])
-        counts = [_nodes(p) for p in (raw, simple)]
+        counts = " → ".join(str(_nodes(p)) for p in (raw, folded, simple))
         cells = ", ".join(f"{t} {r}→{s}" for t, (r, s) in differ.items()) or "—"
         print(
-            f"| {name} | {counts[0]} → {counts[1]} | {len(targets) - len(differ)}/{len(targets)}"
-            f" | {cells} | {t_raw:.2f} / {t_simple:.2f} ({t_raw / t_simple:.2f}×) |",
+            f"| {name} | {counts} | {same_folded}/{len(targets)} "
+            f"| {len(targets) - len(differ)}/{len(targets)} | {cells} "
+            f"| {t_raw:.2f} / {t_simple:.2f} ({t_raw / t_simple:.2f}×) |",
             flush=True,
         )
-        summary.append({"model": name, "differ": differ, "raw_s": t_raw, "simple_s": t_simple})
+        summary.append(
+            {
+                "model": name,
+                "same_as_folded": same_folded,
+                "differ_from_simplified": differ,
+                "raw_s": t_raw,
+                "simple_s": t_simple,
+            }
+        )
     (CACHE / "results.json").write_text(json.dumps(summary, indent=1))
 
 

@@ -290,6 +290,31 @@ def steps(node: NodeView, view: GraphView) -> list[int] | None:
     return [int(v) for v in value.reshape(-1)]
 
 
+@field(
+    "last_axis_step",
+    "step along the last axis",
+    "Slice step along the input's last axis (1 when the Slice leaves that axis whole)",
+)
+def last_axis_step(node: NodeView, view: GraphView) -> int | None:
+    taken = steps(node, view)
+    if taken is None:
+        return None
+    rank = _tensor(view, _input(node), "input").rank
+    if rank is None:
+        raise Unknown("the input rank is unknown")
+    starts = view.constant_value(_input(node, 1))
+    axes_value = view.constant_value(_input(node, 3)) if len(node.inputs) > 3 else None
+    if len(node.inputs) > 3 and node.inputs[3] and axes_value is None:
+        raise Unknown("the Slice axes are not a constant")
+    if axes_value is not None:
+        axes = [int(a) % rank for a in axes_value.reshape(-1)]
+    elif starts is not None:
+        axes = list(range(starts.size))
+    else:
+        raise Unknown("the Slice starts are not a constant")
+    return next((step for axis, step in zip(axes, taken, strict=False) if axis == rank - 1), 1)
+
+
 @field("dtype", "dtype", "element type", scopes=(NODE, GRAPH_INPUT, TENSOR))
 def dtype(subject: Subject, view: GraphView) -> str | None:
     if isinstance(subject, TensorInfo):

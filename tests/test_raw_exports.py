@@ -164,3 +164,35 @@ def test_fix_simplifies_a_raw_export_and_keeps_its_outputs(tmp_path: Path):
     fixed = onnx.load(str(out))
     assert ops(fixed) == ["Reshape", "Transpose", "Reshape", "Relu", "Reshape", "Relu"]
     assert max_error(onnx.load(str(source)), fixed) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("axes", "steps", "expected"),
+    [
+        ("1, 2", "2, 2", []),  # Swin's patch merging, x[:, 0::2, 0::2] on NHWC: on the NPU
+        ("3", "2", ["Slice step along the last axis 2 is not 1"]),  # probed: on the CPU
+    ],
+)
+def test_rockchip_slice_steps_are_judged_on_the_last_axis(
+    axes: str, steps: str, expected: list[str], tmp_path: Path
+):
+    count = len(axes.split(","))
+    model = parse(
+        f"""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[1,8,8,8] x) => (float[1,4,4,8] y) {{
+          starts = Constant<value = int64[{count}] {{{", ".join(["0"] * count)}}}>()
+          ends = Constant<value = int64[{count}] {{{", ".join(["8"] * count)}}}>()
+          axes = Constant<value = int64[{count}] {{{axes}}}>()
+          steps = Constant<value = int64[{count}] {{{steps}}}>()
+          [slice] s = Slice(x, starts, ends, axes, steps)
+          [relu] y = Relu(s)
+        }}
+        """
+    )
+    if count == 1:  # the last axis only: another output shape
+        model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 8
+        model.graph.output[0].type.tensor_type.shape.dim[2].dim_value = 8
+        model.graph.output[0].type.tensor_type.shape.dim[3].dim_value = 4
+    report = api.check(save(model, tmp_path), ["rk3588"]).models[0]
+    assert [f.message for f in report.findings if f.rule == "PL260"] == expected

@@ -80,6 +80,7 @@ def apply(spec: Spec, name: str, value: Any) -> Spec:
         "mode": lambda: replace(spec, mode=str(value)),
         "resize_scales": lambda: replace(spec, scales=tuple(float(v) for v in _pair_float(value))),
         "steps": lambda: replace(spec, steps=int(value)),
+        "last_axis_step": lambda: replace(spec, steps=int(value)),  # the probe slices it
         "activation_inputs": lambda: replace(spec, activation_inputs=int(value)),
         "dtype": lambda: replace(spec, dtype=str(value)),
         "auto_pad": lambda: replace(spec, attrs={**spec.attrs, "auto_pad": str(value)}),

@@ -16,6 +16,7 @@ which is what lets the next Shape node be read. Nothing here reads a weight payl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from portlint.model_io.loaded import KEEP_CONSTANT_ELEMENTS
+from portlint.model_io.loaded import KEEP_CONSTANT_ELEMENTS, NodeTable
 from portlint.model_io.validate import constant_source
 
 FOLD_ELEMENTS = KEEP_CONSTANT_ELEMENTS
@@ -42,6 +43,8 @@ NONDETERMINISTIC_OPS = frozenset(
     }
 )
 _SUBGRAPH_TYPES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+EXTERNAL = onnx.TensorProto.EXTERNAL
+SHAPE_OPS = ("Shape", "Size")
 _STANDARD_DOMAINS = ("", "ai.onnx")
 
 
@@ -68,9 +71,27 @@ class Folding:
                 graph.value_info.add(name=name).type.CopyFrom(value_type)
 
 
-def fold_static_shapes(model: onnx.ModelProto) -> Folding:
+def fold_static_shapes(model: onnx.ModelProto, table: NodeTable | None = None) -> Folding:
     """Compute the values and shapes a shape-inferred model's static shapes determine."""
+    table = table or NodeTable.of(model.graph.node)
+    kept = {i.name for i in model.graph.initializer if i.data_location != EXTERNAL}
+    if not _foldable(table, kept):
+        return Folding()
     return _Walk(model).run()
+
+
+def _foldable(table: NodeTable, constants: set[str]) -> bool:
+    """Whether any node computes from constants or a shape: only such a node can make a new
+    value or shape known (a Conv/Relu chain has none, and is not walked)."""
+    known = constants | {""}
+    for op, inputs, outputs in zip(table.ops, table.inputs, table.outputs, strict=True):
+        if op in SHAPE_OPS:
+            return True
+        if op == "Constant":
+            known.update(outputs)
+        elif inputs and all(name in known for name in inputs):
+            return True
+    return False
 
 
 def _static_dims(value_type: onnx.TypeProto | None) -> tuple[int, ...] | None:
@@ -96,10 +117,11 @@ class _Walk:
             self.types[value.name] = value.type
         self.dims: dict[str, tuple[int, ...] | None] = {}
         self.sources: dict[str, onnx.TensorProto | onnx.NodeProto] = {}
-        for init in graph.initializer:
-            self.types[init.name] = onnx.helper.make_tensor_type_proto(init.data_type, init.dims)
-            if init.data_location != onnx.TensorProto.EXTERNAL:
-                self.sources[init.name] = init  # weights were stripped to external: no value
+        self.initializers = {init.name: init for init in graph.initializer}
+        for name, init in self.initializers.items():
+            self.dims[name] = tuple(init.dims)
+            if init.data_location != EXTERNAL:
+                self.sources[name] = init  # weights were stripped to external: no value
         self.values: dict[str, np.ndarray] = {}
         self.pending: dict[str, onnx.NodeProto] = {}
         self.folding = Folding()
@@ -121,7 +143,7 @@ class _Walk:
                 self._infer(node)
             if not all(self._small(o) for o in outputs):
                 continue
-            if node.op_type in ("Shape", "Size"):
+            if node.op_type in SHAPE_OPS:
                 self._store(node, self._shape_of(node))
             elif all(not i or self._computable(i) for i in node.input):
                 self.pending.update(dict.fromkeys(outputs, node))  # computed when read
@@ -142,7 +164,14 @@ class _Walk:
 
     def _small(self, name: str) -> bool:
         dims = self.static(name)
-        return dims is not None and int(np.prod(dims)) <= FOLD_ELEMENTS
+        return dims is not None and math.prod(dims) <= FOLD_ELEMENTS
+
+    def _type(self, name: str) -> onnx.TypeProto:
+        found = self.types.get(name)
+        if found is None:
+            init = self.initializers[name]
+            found = self.types[name] = onnx.helper.make_tensor_type_proto(init.data_type, init.dims)
+        return found
 
     def value(self, name: str) -> np.ndarray | None:
         """The value of ``name``, computed now if it can be and was not yet."""
@@ -196,7 +225,7 @@ class _Walk:
                 data[name] = numpy_helper.from_array(value, name)
         try:
             inferred = onnx.shape_inference.infer_node_outputs(
-                schema, node, {i: self.types[i] for i in inputs}, data
+                schema, node, {i: self._type(i) for i in inputs}, data
             )
         except Exception:  # onnx raises its own errors (and plain ones) for odd nodes
             return

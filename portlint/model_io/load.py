@@ -123,7 +123,7 @@ def _prepare(
     del data
     if big:
         _return_freed_memory()  # inference's working memory, before the view is built
-    folding = fold_static_shapes(model)
+    folding = fold_static_shapes(model, table)
     folding.apply(model)
     opsets = {o.domain or "": o.version for o in model.opset_import}
     return LoadedModel(

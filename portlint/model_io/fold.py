@@ -44,6 +44,19 @@ NONDETERMINISTIC_OPS = frozenset(
 )
 _SUBGRAPH_TYPES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 EXTERNAL = onnx.TensorProto.EXTERNAL
+SHAPE_LIKE_ELEMENTS = 16
+INTEGER_TYPES = frozenset(
+    {
+        onnx.TensorProto.INT8,
+        onnx.TensorProto.INT16,
+        onnx.TensorProto.INT32,
+        onnx.TensorProto.INT64,
+        onnx.TensorProto.UINT8,
+        onnx.TensorProto.UINT16,
+        onnx.TensorProto.UINT32,
+        onnx.TensorProto.UINT64,
+    }
+)
 SHAPE_OPS = ("Shape", "Size")
 _STANDARD_DOMAINS = ("", "ai.onnx")
 
@@ -124,38 +137,55 @@ class _Walk:
                 self.sources[name] = init  # weights were stripped to external: no value
         self.values: dict[str, np.ndarray] = {}
         self.pending: dict[str, onnx.NodeProto] = {}
+        self.large: set[str] = set()
         self.folding = Folding()
         self.kernels = _Kernels(self.opsets)
         self.schemas: dict[tuple[str, int], onnx.defs.OpSchema | None] = {}
 
     def run(self) -> Folding:
+        live: list[onnx.NodeProto] = []
         for node in self.nodes:
             if node.domain not in _STANDARD_DOMAINS or node.op_type in NONDETERMINISTIC_OPS:
+                live.append(node)
                 continue
             if node.op_type == "Constant":
                 if node.output:
                     self.sources[node.output[0]] = node  # decoded when something reads it
                 continue
             if any(a.type in _SUBGRAPH_TYPES for a in node.attribute):
+                live.append(node)
                 continue
             outputs = [o for o in node.output if o]
             if not all(self.static(o) is not None for o in outputs):
                 self._infer(node)
-            if not all(self._small(o) for o in outputs):
-                continue
-            if node.op_type in SHAPE_OPS:
+            constant = node.op_type in SHAPE_OPS and self._shape_known(node)
+            constant = constant or all(not i or self._computable(i) for i in node.input)
+            if not constant:
+                live.append(node)
+            elif not all(self._small(o) for o in outputs):
+                self.large.update(outputs)  # a constant, too large to compute: not needed
+            elif node.op_type in SHAPE_OPS:
                 self._store(node, self._shape_of(node))
-            elif all(not i or self._computable(i) for i in node.input):
+            else:
                 self.pending.update(dict.fromkeys(outputs, node))  # computed when read
-        for node in self.nodes:  # the values live nodes read (reshape targets, pads, sizes)
-            if not any(o in self.pending or o in self.values for o in node.output):
-                for name in node.input:
-                    if name in self.pending:
-                        self.value(name)
+        for node in live:  # the values live nodes read (reshape targets, pads, sizes)
+            for name in node.input:
+                if name in self.pending:
+                    self.value(name)
         return self.folding
 
     def _computable(self, name: str) -> bool:
-        return name in self.values or name in self.sources or name in self.pending
+        """Whether ``name`` is a constant: known, computable, or too large to compute."""
+        return (
+            name in self.values
+            or name in self.sources
+            or name in self.pending
+            or name in self.large
+            or name in self.initializers
+        )
+
+    def _shape_known(self, node: onnx.NodeProto) -> bool:
+        return bool(node.input) and self.static(node.input[0]) is not None
 
     def static(self, name: str) -> tuple[int, ...] | None:
         if name not in self.dims:
@@ -220,7 +250,7 @@ class _Walk:
             return
         data = {}
         for name in inputs:
-            value = self.value(name)
+            value = self.value(name) if self._shape_like(name) else self.values.get(name)
             if value is not None:
                 data[name] = numpy_helper.from_array(value, name)
         try:
@@ -241,6 +271,15 @@ class _Walk:
             if value.shape != self.static(name):
                 return  # the kernel and shape inference disagree: trust neither
             self.values[name] = self.folding.values[name] = value
+
+    def _shape_like(self, name: str) -> bool:
+        """Whether inference may need the value of ``name``: integers (shapes, axes, pads,
+        counts) and short vectors (Resize scales). A mask or a bias table is not worth
+        computing for the shapes it leads to: their shapes do not depend on their values."""
+        dims = self.static(name)
+        if dims is not None and math.prod(dims) <= SHAPE_LIKE_ELEMENTS:
+            return True
+        return self._type(name).tensor_type.elem_type in INTEGER_TYPES
 
     def _shape_of(self, node: onnx.NodeProto) -> list[np.ndarray] | None:
         """Shape and Size of a tensor whose shape is static, read from that shape."""

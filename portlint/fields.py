@@ -297,21 +297,18 @@ def steps(node: NodeView, view: GraphView) -> list[int] | None:
 )
 def last_axis_step(node: NodeView, view: GraphView) -> int | None:
     taken = steps(node, view)
-    if taken is None:
-        return None
+    if taken is None or all(step == 1 for step in taken):
+        return None if taken is None else 1  # opset-9 Slices (no steps) land here too
     rank = _tensor(view, _input(node), "input").rank
     if rank is None:
         raise Unknown("the input rank is unknown")
-    starts = view.constant_value(_input(node, 1))
     axes_value = view.constant_value(_input(node, 3)) if len(node.inputs) > 3 else None
     if len(node.inputs) > 3 and node.inputs[3] and axes_value is None:
         raise Unknown("the Slice axes are not a constant")
-    if axes_value is not None:
-        axes = [int(a) % rank for a in axes_value.reshape(-1)]
-    elif starts is not None:
-        axes = list(range(starts.size))
+    if axes_value is None:  # axes omitted: one step per leading axis, as many as steps
+        axes = list(range(len(taken)))
     else:
-        raise Unknown("the Slice starts are not a constant")
+        axes = [int(a) % rank for a in axes_value.reshape(-1)]
     return next((step for axis, step in zip(axes, taken, strict=False) if axis == rank - 1), 1)
 
 

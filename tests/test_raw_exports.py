@@ -196,3 +196,77 @@ def test_rockchip_slice_steps_are_judged_on_the_last_axis(
         model.graph.output[0].type.tensor_type.shape.dim[3].dim_value = 4
     report = api.check(save(model, tmp_path), ["rk3588"]).models[0]
     assert [f.message for f in report.findings if f.rule == "PL260"] == expected
+
+
+def test_a_long_chain_of_shape_arithmetic_folds(tmp_path: Path):
+    """600 Divs between the Shape and the Reshape: values are computed with an explicit
+    stack, not by recursion that would give up half way."""
+    divs = "\n".join(f"s{i + 1} = Div(s{i}, one)" for i in range(600))
+    model = parse(
+        f"""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[1,3,8,6] x) => (float[1,3,8,6] y) {{
+          s0 = Shape(x)
+          one = Constant<value = int64[1] {{1}}>()
+          {divs}
+          r = Reshape(x, s600)
+          y = Relu(r)
+        }}
+        """
+    )
+    loaded = load_for_check(save(model, tmp_path))
+    assert loaded.computed["s600"].tolist() == [1, 3, 8, 6]
+    assert build_view(loaded).tensors["r"].shape == (1, 3, 8, 6)
+
+
+def test_a_wrongly_declared_shape_does_not_make_folding_allocate(tmp_path: Path):
+    """A Range the model declares as 4 long, whose inputs say 20 million: not computed."""
+    model = parse(
+        """
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (int64[4] z) => (int64[4] y) <int64[4] r> {
+          a = Constant<value = int64 {0}>()
+          b = Constant<value = int64 {20000000}>()
+          c = Constant<value = int64 {1}>()
+          r = Range(a, b, c)
+          y = Add(z, r)
+        }
+        """
+    )
+    assert "r" not in load_for_check(save(model, tmp_path)).computed
+
+
+def test_a_weight_held_in_a_constant_node_is_never_read(tmp_path: Path):
+    table = numpy_helper.from_array(np.ones((512, 64), np.float32), "table")
+    index = numpy_helper.from_array(np.array([0], np.int64), "index")
+    nodes = [
+        onnx.helper.make_node("Constant", [], ["t"], value=table),
+        onnx.helper.make_node("Constant", [], ["i"], value=index),
+        onnx.helper.make_node("Gather", ["t", "i"], ["row"]),
+        onnx.helper.make_node("Add", ["x", "row"], ["y"]),
+    ]
+    graph = onnx.helper.make_graph(
+        nodes,
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    loaded = load_for_check(save(model, tmp_path))
+    assert not {"t", "row"} & set(loaded.computed)
+    assert build_view(loaded).producer("row").folded  # still a constant, just not computed
+
+
+def test_an_opset_9_slice_has_no_steps_to_judge(tmp_path: Path):
+    node = onnx.helper.make_node("Slice", ["x"], ["y"], starts=[0], ends=[2], axes=[1])
+    graph = onnx.helper.make_graph(
+        [node],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 6])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 8, 6])],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 9)])
+    model.ir_version = 8
+    report = api.check(save(model, tmp_path), ["rk3588"]).models[0]
+    assert not report.findings

@@ -17,7 +17,7 @@ which is what lets the next Shape node be read. Nothing here reads a weight payl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from portlint.model_io.loaded import KEEP_CONSTANT_ELEMENTS, NodeTable
+from portlint.model_io.loaded import KEEP_CONSTANT_ELEMENTS, NodeTable, keep_limit
 from portlint.model_io.validate import constant_source
 
 FOLD_ELEMENTS = KEEP_CONSTANT_ELEMENTS
@@ -45,6 +45,11 @@ NONDETERMINISTIC_OPS = frozenset(
 _SUBGRAPH_TYPES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 EXTERNAL = onnx.TensorProto.EXTERNAL
 SHAPE_LIKE_ELEMENTS = 16
+SIZED_BY_VALUES = frozenset(
+    {"Range", "ConstantOfShape", "Expand", "Tile", "OneHot", "Pad", "Resize", "Upsample"}
+)
+"""Ops whose output size follows from their inputs' values: run only once inference, given
+those values, confirms the output shape the model declares."""
 INTEGER_TYPES = frozenset(
     {
         onnx.TensorProto.INT8,
@@ -149,8 +154,10 @@ class _Walk:
                 live.append(node)
                 continue
             if node.op_type == "Constant":
-                if node.output:
+                if node.output and self._small_constant(node):
                     self.sources[node.output[0]] = node  # decoded when something reads it
+                elif node.output:
+                    self.large.add(node.output[0])  # a weight kept in a Constant: never read
                 continue
             if any(a.type in _SUBGRAPH_TYPES for a in node.attribute):
                 live.append(node)
@@ -184,6 +191,13 @@ class _Walk:
             or name in self.initializers
         )
 
+    @staticmethod
+    def _small_constant(node: onnx.NodeProto) -> bool:
+        source = constant_source(node)
+        if isinstance(source, onnx.TensorProto):
+            return math.prod(source.dims) <= keep_limit(source.data_type)
+        return source is not None  # value_float(s)/value_int(s): a few numbers at most
+
     def _shape_known(self, node: onnx.NodeProto) -> bool:
         return bool(node.input) and self.static(node.input[0]) is not None
 
@@ -204,34 +218,55 @@ class _Walk:
         return found
 
     def value(self, name: str) -> np.ndarray | None:
-        """The value of ``name``, computed now if it can be and was not yet."""
-        found = self.values.get(name)
-        if found is None and name in self.sources:
-            found = _decode(self.sources.pop(name))
-            if found is not None:
-                self.values[name] = found
-        elif found is None and name in self.pending:
-            node = self.pending[name]
-            for output in node.output:
-                self.pending.pop(output, None)
-            try:
-                args = self._known(node.input)
-            except RecursionError:  # a chain too long to follow: leave it unknown
-                args = None
-            self._store(node, None if args is None else self.kernels.run(node, args))
-            found = self.values.get(name)
-        return found
+        """The value of ``name``, computed now (with what it needs first) if it can be.
 
-    def _known(self, names: Iterable[str]) -> list[np.ndarray | None] | None:
-        """The values of ``names`` (None for an omitted optional input), or None if one is
-        not known."""
-        found: list[np.ndarray | None] = []
-        for name in names:
-            value = self.value(name) if name else None
-            if name and value is None:
-                return None
-            found.append(value)
-        return found
+        An explicit stack, not recursion: a raw export may chain hundreds of shape ops."""
+        stack = [name]
+        while stack:
+            top = stack[-1]
+            if top in self.values or not (top in self.sources or top in self.pending):
+                stack.pop()
+            elif top in self.sources:
+                found = _decode(self.sources.pop(top))
+                if found is not None:
+                    self.values[top] = found
+                stack.pop()
+            else:
+                node = self.pending[top]
+                needed = [i for i in node.input if i and i not in self.values]
+                waiting = [i for i in needed if i in self.sources or i in self.pending]
+                if waiting and len(stack) <= len(self.pending) + len(self.sources):
+                    stack.extend(waiting)
+                    continue
+                for output in node.output:
+                    self.pending.pop(output, None)
+                if not needed:
+                    self._evaluate(node)
+                stack.pop()
+        return self.values.get(name)
+
+    def _evaluate(self, node: onnx.NodeProto) -> None:
+        """Run the node's kernel on its known inputs, once its output size is proven small."""
+        if node.op_type in SIZED_BY_VALUES and not self._proven_small(node):
+            return
+        args = [self.values[i] if i else None for i in node.input]
+        self._store(node, self.kernels.run(node, args))
+
+    def _proven_small(self, node: onnx.NodeProto) -> bool:
+        """Whether inference, given the input values, agrees with the output shape the model
+        declares: a Range or Expand whose declared shape is wrong must not allocate."""
+        declared = {o: (self.types.get(o), self.static(o)) for o in node.output if o}
+        for o in declared:
+            self.dims.pop(o, None)
+            self.types.pop(o, None)
+        self._infer(node)
+        if all(self.static(o) == dims for o, (_, dims) in declared.items()):
+            return True
+        for o, (value_type, dims) in declared.items():  # keep what the model said
+            self.dims[o] = dims
+            if value_type is not None:
+                self.types[o] = value_type
+        return False
 
     def _learn(self, name: str, value_type: onnx.TypeProto) -> None:
         if self.static(name) is None:
@@ -265,11 +300,11 @@ class _Walk:
     def _store(self, node: onnx.NodeProto, results: list[Any] | None) -> None:
         """Keep the values a node computed, when they have the shapes inference gave them."""
         for name, result in zip(node.output, results or (), strict=False):
-            if not name or result is None:
-                continue
+            if not name or not isinstance(result, np.ndarray | np.generic):
+                continue  # a sequence, or nothing: not a value shape folding uses
             value = np.asarray(result)
             if value.shape != self.static(name):
-                return  # the kernel and shape inference disagree: trust neither
+                continue  # the kernel and shape inference disagree: trust neither
             self.values[name] = self.folding.values[name] = value
 
     def _shape_like(self, name: str) -> bool:
@@ -287,7 +322,7 @@ class _Walk:
         if dims is None:
             return None
         if node.op_type == "Size":
-            return [np.array(int(np.prod(dims)), dtype=np.int64)]
+            return [np.array(math.prod(dims), dtype=np.int64)]
         attrs = {a.name: a.i for a in node.attribute}
         return [np.array(dims[attrs.get("start", 0) : attrs.get("end", len(dims))], np.int64)]
 
@@ -309,7 +344,8 @@ def _decode(source: onnx.TensorProto | onnx.NodeProto) -> np.ndarray | None:
         if found is None:
             return None
         if isinstance(found, onnx.AttributeProto):
-            return np.array(onnx.helper.get_attribute_value(found))
+            dtype = np.float32 if found.name.startswith("value_float") else np.int64
+            return np.array(onnx.helper.get_attribute_value(found), dtype=dtype)
         source = found
     try:
         return numpy_helper.to_array(source)

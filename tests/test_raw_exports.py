@@ -270,3 +270,31 @@ def test_an_opset_9_slice_has_no_steps_to_judge(tmp_path: Path):
     model.ir_version = 8
     report = api.check(save(model, tmp_path), ["rk3588"]).models[0]
     assert not report.findings
+
+
+def test_an_empty_tensor_in_shape_arithmetic_folds(tmp_path: Path):
+    """A zero-size slice of a shape (Swin's exports have them) is a value like any other."""
+    model = parse(
+        """
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[1,8,4,4] x) => (float[1,8,16] y) {
+          s = Shape(x)
+          five = Constant<value = int64[1] {5}>()
+          none = Slice(s, five, five)
+          zero = Constant<value = int64[1] {0}>()
+          two = Constant<value = int64[1] {2}>()
+          lead = Slice(s, zero, two)
+          one = Constant<value = int64[1] {1}>()
+          kept = Div(lead, one)
+          m1 = Constant<value = int64[1] {-1}>()
+          shape = Concat<axis = 0>(kept, none, m1)
+          r = Reshape(x, shape)
+          y = Relu(r)
+        }
+        """
+    )
+    loaded = load_for_check(save(model, tmp_path))
+    assert loaded.computed["none"].shape == (0,)
+    assert loaded.computed["shape"].tolist() == [1, 8, -1]
+    report = api.check(save(model, tmp_path), ["rk3588"]).models[0]
+    assert not [f for f in report.findings if f.rule == "PL201"]

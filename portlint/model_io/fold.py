@@ -113,14 +113,17 @@ def _foldable(table: NodeTable, constants: set[str]) -> bool:
 
 
 def _static_dims(value_type: onnx.TypeProto | None) -> tuple[int, ...] | None:
-    """The dims of a tensor type when every one is a known integer, else None."""
-    if value_type is None or not value_type.HasField("tensor_type"):
+    """The dims of a tensor type when every one is a known integer, else None (a 0 read
+    from an unset dim is no size: only then are the fields asked which one it is)."""
+    if value_type is None:
         return None
-    tensor = value_type.tensor_type
+    tensor = value_type.tensor_type  # an empty one for sequence and map types
     if not tensor.HasField("shape"):
         return None
-    dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim)
-    return None if -1 in dims else dims
+    dims = tuple(d.dim_value for d in tensor.shape.dim)
+    if 0 in dims and not all(d.HasField("dim_value") for d in tensor.shape.dim):
+        return None
+    return dims
 
 
 class _Walk:
@@ -143,6 +146,7 @@ class _Walk:
         self.values: dict[str, np.ndarray] = {}
         self.pending: dict[str, onnx.NodeProto] = {}
         self.large: set[str] = set()
+        self.protos: dict[str, onnx.TensorProto] = {}  # values as inference takes them
         self.folding = Folding()
         self.kernels = _Kernels(self.opsets)
         self.schemas: dict[tuple[str, int], onnx.defs.OpSchema | None] = {}
@@ -285,9 +289,13 @@ class _Walk:
             return
         data = {}
         for name in inputs:
-            value = self.value(name) if self._shape_like(name) else self.values.get(name)
-            if value is not None:
-                data[name] = numpy_helper.from_array(value, name)
+            proto = self.protos.get(name)
+            if proto is None:
+                value = self.value(name) if self._shape_like(name) else self.values.get(name)
+                if value is not None:
+                    proto = self.protos[name] = numpy_helper.from_array(value, name)
+            if proto is not None:
+                data[name] = proto
         try:
             inferred = onnx.shape_inference.infer_node_outputs(
                 schema, node, {i: self._type(i) for i in inputs}, data

@@ -267,3 +267,47 @@ def test_simplify_skips_models_beyond_the_protobuf_limit(monkeypatch):
     outcome = apply(model, "rk3588", "simplify")
     assert not outcome.changed
     assert "2 GB protobuf limit" in outcome.steps[0].result.skipped[0]
+
+
+def test_simplify_bypasses_identities_and_keeps_the_interface():
+    """Identity and Dropout go; the node before a graph output takes the output's name; an
+    Identity from a graph input to a graph output stays (nothing else can write it)."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Identity", ["c"], ["d"], name="mid"),
+        helper.make_node("Relu", ["d"], ["r"], name="relu"),
+        helper.make_node("Dropout", ["r"], ["y"], name="noise"),
+        helper.make_node("Identity", ["x"], ["z"], name="passthrough"),
+    ]
+    model = model_of(
+        nodes,
+        [("x", [1, 3, 8, 8])],
+        [("y", [1, 4, 8, 8]), ("z", [1, 3, 8, 8])],
+        [weight("w", 4, 3, 1, 1)],
+    )
+    outcome = fix_model(model, load_target("hailo8"))
+    assert [s.pass_.name for s in outcome.steps] == ["simplify"]
+    assert [(n.op_type, list(n.input), list(n.output)) for n in outcome.model.graph.node] == [
+        ("Conv", ["x", "w"], ["c"]),
+        ("Identity", ["x"], ["z"]),
+        ("Relu", ["c"], ["y"]),
+    ]
+    assert [o.name for o in outcome.model.graph.output] == ["y", "z"]
+    assert max_error(model, outcome.model) == 0.0
+
+
+def test_simplify_folds_without_rewriting_matmul_add_into_gemm():
+    """onnxsim's default turns MatMul+Add on 3-D tensors into Reshape -> Gemm -> Reshape;
+    rknn-toolkit2 2.5.0 ran such Reshapes on the CPU. simplify only folds."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], name="shape"),
+        helper.make_node("Reshape", ["x", "s"], ["same"], name="reshape"),
+        helper.make_node("MatMul", ["same", "w"], ["m"], name="matmul"),
+        helper.make_node("Add", ["m", "b"], ["y"], name="add"),
+    ]
+    model = model_of(
+        nodes, [("x", [1, 10, 8])], [("y", [1, 10, 16])], [weight("w", 8, 16), weight("b", 16)]
+    )
+    outcome = fix_model(model, load_target("rk3588"))
+    assert ops(outcome.model) == ["Reshape", "MatMul", "Add"]
+    assert max_error(model, outcome.model) == 0.0

@@ -19,7 +19,7 @@ import onnx
 from onnx import numpy_helper
 
 from portlint.activations import TensorStats
-from portlint.model_io.fold import NONDETERMINISTIC_OPS
+from portlint.model_io.fold import NONDETERMINISTIC_OPS, SHAPE_OPS
 from portlint.model_io.loaded import LoadedModel, NodeTable, gc_paused
 from portlint.model_io.payload import PayloadReader
 from portlint.model_io.validate import ITEM_SIZES, constant_source, corrupt_tensor, malformed_node
@@ -39,7 +39,6 @@ _DTYPE_NAMES = {
     onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.BFLOAT16: "bfloat16",
 }
-SHAPE_OF_INPUT_OPS = frozenset({"Shape", "Size"})
 
 
 def dtype_name(elem_type: int) -> str | None:
@@ -486,7 +485,7 @@ def _folded_nodes(
             continue
         inputs = table.inputs[i]
         reads_static_shape = (
-            op in SHAPE_OF_INPUT_OPS
+            op in SHAPE_OPS
             and inputs
             and (info := tensors.get(inputs[0])) is not None
             and info.is_static

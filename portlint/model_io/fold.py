@@ -62,7 +62,8 @@ INTEGER_TYPES = frozenset(
         onnx.TensorProto.UINT64,
     }
 )
-SHAPE_OPS = ("Shape", "Size")
+SHAPE_OPS = frozenset({"Shape", "Size"})
+"""Ops that read only their input's shape: constant when that shape is static."""
 _STANDARD_DOMAINS = ("", "ai.onnx")
 
 

@@ -49,23 +49,21 @@ def _without_noops(model: onnx.ModelProto) -> onnx.ModelProto:
         if not _is_noop(node):
             continue
         source, result = node.inputs[0], node.outputs[0]
-        if result in graph.outputs:
-            producer = source.inputs[0] if source.inputs else None
-            if producer is None or isinstance(source, gs.Constant) or source in graph.outputs:
-                continue
-            readers = [c for c in source.outputs if c is not node]
-            node.inputs.clear()
-            node.outputs.clear()
+        named = result in graph.outputs  # the producer of ``source`` takes the output's name
+        producer = source.inputs[0] if source.inputs else None
+        if named and (
+            producer is None or isinstance(source, gs.Constant) or source in graph.outputs
+        ):
+            continue
+        old, new = (source, result) if named else (result, source)
+        readers = [c for c in old.outputs if c is not node]
+        node.inputs.clear()
+        node.outputs.clear()
+        if named:
             producer.outputs[producer.outputs.index(source)] = result
-            for reader in readers:
-                reader.inputs[reader.inputs.index(source)] = result
-            bypassed += 1
-        else:
-            for reader in list(result.outputs):
-                reader.inputs[reader.inputs.index(result)] = source
-            node.inputs.clear()
-            node.outputs.clear()
-            bypassed += 1
+        for reader in readers:
+            reader.inputs[reader.inputs.index(old)] = new
+        bypassed += 1
     if not bypassed:  # graphsurgeon's export would reorder what it did not change
         return model
     return to_model(graph, model)
